@@ -1,0 +1,281 @@
+/* The contract between the datapath and userspace: every struct stored in a
+ * pinned map or sent as an event. src/datapath/structs.ts mirrors each one and a
+ * test checks names, offsets and sizes against the BTF of the compiled object.
+ * Layout rule: never change a struct in place; reuse a reserved field or add a
+ * new map with a _v2 suffix so an upgrade can keep the old pinned maps.
+ * Addresses and ports are in network byte order unless named *_host. */
+#pragma once
+
+#include <linux/types.h>
+#include "drop_reasons.h"
+
+#define PINION_ABI_VERSION 1
+
+/* Reserved security identities; pod identities start at 256, CIDR ones at 1<<24. */
+#define IDENTITY_ANY   0
+#define IDENTITY_HOST  1
+#define IDENTITY_WORLD 2
+
+/* Direction, as seen from the pod: egress = leaving it, ingress = entering it. */
+#define DIR_EGRESS  1
+#define DIR_INGRESS 2
+
+/* skb->mark that makes a run side-effect free (traceflow's synthetic mode):
+ * no conntrack or affinity writes, no counters, no events; results go to skb->cb. */
+#define PINION_MARK_DRYRUN 0x50494e31 /* "PIN1" */
+
+/* ---- endpoints: pod IPv4 -> where it lives and who it is ---- */
+struct endpoint_key {
+	__u32 ip4;
+};
+
+#define EP_F_HOST 0x1 /* the node itself, not a pod */
+
+struct endpoint_info {
+	__u32 ifindex;        /* host-side veth of the pod */
+	__u32 endpoint_id;
+	__u32 identity;
+	__u32 flags;
+	/* Non-zero when a policy selects the pod for that direction (isolated):
+	 * the cookie of that policy names who denied an unmatched packet. */
+	__u32 ingress_deny_cookie;
+	__u32 egress_deny_cookie;
+	__u8 mac[6];
+	__u8 node_mac[6];
+};
+
+/* ---- Service load balancing ---- */
+struct lb4_key {
+	__u32 address;      /* frontend VIP */
+	__u16 dport;        /* frontend port; 0 = any port (ICMP echo to the VIP) */
+	__u16 backend_slot; /* 0 = the frontend itself, 1..count = backend slots */
+	__u8 proto;
+	__u8 scope;         /* reserved for externalTrafficPolicy=Local */
+	__u8 pad[2];
+};
+
+struct lb4_service {
+	__u32 backend_id;    /* slot entries: the backend; frontend entry: 0 */
+	__u16 count;         /* frontend entry: number of backend slots */
+	__u16 rev_nat_index; /* frontend entry: index into the rev-NAT map */
+	__u8 flags;
+	__u8 pad[3];
+};
+
+#define BACKEND_STATE_ACTIVE      0
+#define BACKEND_STATE_TERMINATING 1
+
+struct lb4_backend {
+	__u32 address;
+	__u16 port;
+	__u8 proto;
+	__u8 state;
+};
+
+struct lb4_reverse_nat {
+	__u32 address;
+	__u16 port;
+	__u16 pad;
+};
+
+/* ---- connection tracking ---- */
+/* Scope of an entry: which hook created it. Keeping egress and ingress entries
+ * apart makes a same-node connection pass both pods' policies. SERVICE entries
+ * are keyed by the pre-DNAT tuple and pin a flow to its backend. */
+#define CT_EGRESS  1
+#define CT_INGRESS 2
+#define CT_SERVICE 3
+
+struct ct4_key {
+	__u32 daddr;
+	__u32 saddr;
+	__u16 dport;
+	__u16 sport; /* ICMP echo: the identifier, in sport for requests */
+	__u8 proto;
+	__u8 scope;  /* CT_* */
+	__u16 pad;
+};
+
+#define CT_F_SEEN_NON_SYN 0x1
+#define CT_F_TX_CLOSING   0x2
+#define CT_F_RX_CLOSING   0x4
+
+struct ct_entry {
+	__u64 tx_packets; /* original direction */
+	__u64 tx_bytes;
+	__u64 rx_packets; /* reply direction */
+	__u64 rx_bytes;
+	__u32 lifetime;   /* expiry, seconds of CLOCK_BOOTTIME */
+	__u16 rev_nat_index;
+	__u16 flags;      /* CT_F_* */
+	__u32 src_identity;
+	__u32 backend_id; /* CT_SERVICE entries: the chosen backend */
+	__u32 policy_cookie; /* rule that allowed the connection */
+	__u8 tx_tcp_flags; /* union of TCP flags seen each way */
+	__u8 rx_tcp_flags;
+	__u16 pad;
+};
+
+/* Conntrack state of a packet, reported in events and traceflow results. */
+#define CT_STATE_NEW         1
+#define CT_STATE_ESTABLISHED 2
+#define CT_STATE_REPLY       3
+
+/* ---- policy ---- */
+/* LPM trie key. The prefix always covers endpoint, direction and identity
+ * (96 bits); 104 adds the protocol; 112+n adds n bits of the port, so a
+ * port range becomes a few prefixes. Identity 0 means any peer. */
+#define POLICY_PREFIX_ANY_PROTO 96
+#define POLICY_PREFIX_ANY_PORT  104
+#define POLICY_PREFIX_FULL      128
+
+struct policy_key {
+	__u32 prefixlen;
+	__u32 endpoint_id;
+	__u8 direction; /* DIR_* */
+	__u8 pad1[3];
+	__u32 identity;
+	__u8 proto;     /* after the identity so "any protocol" is a shorter prefix */
+	__u8 pad2;
+	__u16 dport;
+};
+
+#define POLICY_F_DENY 0x1
+
+struct policy_entry {
+	__u32 cookie; /* (policy id << 8) | rule number; names it in logs */
+	__u8 flags;   /* POLICY_F_* */
+	__u8 prefix_len;
+	__u16 pad;
+};
+
+/* Cookie -> policy name, so every node can name a verdict without the API. */
+struct policy_name {
+	char namespace_[64];
+	char name[64];
+};
+
+/* ---- ipcache: CIDR -> security identity ---- */
+struct ipcache_key {
+	__u32 prefixlen;
+	__u32 ip4;
+};
+
+struct ipcache_entry {
+	__u32 identity;
+	__u32 tunnel_endpoint; /* node underlay address; 0 = routed natively */
+	__u32 flags;
+};
+
+/* ---- metrics ---- */
+struct metrics_key {
+	__u8 reason;    /* enum pinion_drop_reason; 0 = forwarded */
+	__u8 direction; /* DIR_* */
+	__u16 pad;
+};
+
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* ---- runtime configuration (array map, one entry) ---- */
+#define TRACE_LEVEL_OFF  0
+#define TRACE_LEVEL_FLOW 1 /* once per new connection */
+#define TRACE_LEVEL_ALL  2 /* every packet: debugging only */
+
+struct pinion_config {
+	/* Conntrack lifetimes in seconds; 0 selects the built-in default. */
+	__u32 ct_timeout_syn;
+	__u32 ct_timeout_tcp;
+	__u32 ct_timeout_close;
+	__u32 ct_timeout_other;
+	__u8 policy_log_allow;
+	__u8 policy_log_deny;
+	__u8 trace_level;
+	__u8 trace_dscp; /* packets with this DSCP are always traced; 0 = off */
+	__u32 reserved[3];
+};
+
+/* ---- events (perf event array) ---- */
+#define EVENT_DROP   1
+#define EVENT_TRACE  2
+#define EVENT_POLICY 3
+
+#define EVENT_VERSION 1
+#define EVENT_CAPTURE_BYTES 128
+
+#define EVENT_F_TRACEFLOW 0x1 /* packet carried the traceflow DSCP tag */
+#define EVENT_F_REPLY     0x2
+
+/* Trace observation points (trace subtype). */
+#define TRACE_FROM_POD 1 /* left the pod, after LB and policy */
+#define TRACE_TO_POD   2 /* delivered to the pod */
+
+#define VERDICT_ALLOW 1
+#define VERDICT_DENY  2
+
+struct event_header {
+	__u8 type;     /* EVENT_* */
+	__u8 subtype;  /* drop reason, trace point or verdict */
+	__u16 source;  /* endpoint id that emitted it */
+	__u32 hash;    /* skb hash: correlates one packet's events */
+	__u32 orig_len;
+	__u16 cap_len; /* packet bytes appended after the record */
+	__u8 version;  /* EVENT_VERSION */
+	__u8 flags;    /* EVENT_F_* */
+	__u32 ifindex;
+	__u32 pad;
+	__u64 timestamp; /* CLOCK_BOOTTIME ns */
+};
+
+struct event_flow {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 ct_state;  /* CT_STATE_* */
+	__u8 direction; /* DIR_* */
+};
+
+struct trace_event {
+	struct event_header hdr;
+	struct event_flow flow;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 orig_daddr; /* before DNAT; equals flow.daddr when not load balanced */
+	__u16 orig_dport;
+	__u16 rev_nat_index;
+	__u32 backend_id;
+	__u32 policy_cookie;
+};
+
+struct drop_event {
+	struct event_header hdr;
+	struct event_flow flow;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 policy_cookie;
+	__u32 pad;
+};
+
+struct policy_event {
+	struct event_header hdr;
+	struct event_flow flow;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 policy_cookie;
+	__u8 verdict;   /* VERDICT_* */
+	__u8 pad[3];
+};
+
+/* ---- dry-run result, written to skb->cb[] for BPF_PROG_TEST_RUN ---- */
+/* cb[0] = verdict (TC action) | drop reason << 8 | ct state << 16 | observations << 24
+ * cb[1] = policy cookie, cb[2] = backend id, cb[3] = peer identity,
+ * cb[4] = original destination (before DNAT). */
+#define OBS_LB         0x01 /* the destination was a Service: DNAT applied */
+#define OBS_POLICY     0x02 /* a policy was evaluated */
+#define OBS_REV_NAT    0x04 /* a Service reply was reverse-NATed */
+#define OBS_SPOOFGUARD 0x08 /* the source address was checked */

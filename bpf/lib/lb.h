@@ -1,0 +1,127 @@
+/* Service load balancing: frontend lookup, backend choice with connection
+ * affinity (a CT_SERVICE entry pins the flow), DNAT and reverse NAT. */
+#pragma once
+
+#include "conntrack.h"
+#include "nat.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb4_key);
+	__type(value, struct lb4_service);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} pinion_services SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct lb4_backend);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} pinion_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u16);
+	__type(value, struct lb4_reverse_nat);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} pinion_revnat SEC(".maps");
+
+struct lb_result {
+	__u32 backend_id;
+	__u16 rev_nat_index;
+	__u8 applied;
+	__u8 pad;
+};
+
+static __always_inline struct lb4_service *lb_frontend(const struct packet *pkt, struct lb4_key *key)
+{
+	struct lb4_service *svc;
+
+	key->address = pkt->daddr;
+	key->dport = pkt->dport;
+	key->backend_slot = 0;
+	key->proto = pkt->proto;
+	key->scope = 0;
+	key->pad[0] = key->pad[1] = 0;
+	svc = bpf_map_lookup_elem(&pinion_services, key);
+	if (svc || pkt->proto != IPPROTO_ICMP)
+		return svc;
+	/* ICMP has no port: the control plane installs a port-0 frontend for it. */
+	key->dport = 0;
+	return bpf_map_lookup_elem(&pinion_services, key);
+}
+
+static __always_inline struct lb4_backend *lb_pick(struct __sk_buff *skb, struct lb4_key *key,
+						   const struct lb4_service *svc, __u32 *backend_id)
+{
+	struct lb4_service *slot;
+
+	key->backend_slot = (bpf_get_prandom_u32() % svc->count) + 1;
+	slot = bpf_map_lookup_elem(&pinion_services, key);
+	if (!slot)
+		return 0;
+	*backend_id = slot->backend_id;
+	return bpf_map_lookup_elem(&pinion_backends, backend_id);
+}
+
+/* DNAT a packet addressed to a Service frontend; 0 or a drop reason. */
+static __always_inline int lb_dnat(struct __sk_buff *skb, struct packet *pkt, struct lb_result *res)
+{
+	struct lb4_key key;
+	struct lb4_service *svc = lb_frontend(pkt, &key);
+	struct lb4_backend *backend = 0;
+	struct ct_entry *affinity;
+	struct ct4_key ct_key;
+	__u32 backend_id = 0;
+
+	res->applied = 0;
+	if (!svc)
+		return 0;
+	res->applied = 1;
+	res->rev_nat_index = svc->rev_nat_index;
+	if (svc->count == 0)
+		return DROP_NO_SERVICE_BACKEND;
+
+	/* A flow keeps its backend while the backend exists. */
+	ct_key_forward(pkt, CT_SERVICE, &ct_key);
+	affinity = bpf_map_lookup_elem(&pinion_ct4, &ct_key);
+	if (affinity && !ct_expired(affinity)) {
+		backend_id = affinity->backend_id;
+		backend = bpf_map_lookup_elem(&pinion_backends, &backend_id);
+	}
+	if (!backend) {
+		backend = lb_pick(skb, &key, svc, &backend_id);
+		if (!backend)
+			return DROP_BACKEND_MISSING;
+	}
+	if (affinity && !ct_expired(affinity) && affinity->backend_id == backend_id) {
+		ct_update(skb, pkt, affinity, 0);
+	} else if (!is_dryrun(skb)) {
+		struct ct_entry entry = {
+			.backend_id = backend_id,
+			.rev_nat_index = svc->rev_nat_index,
+			.tx_packets = 1,
+			.tx_bytes = skb->len,
+		};
+
+		entry.lifetime = now_seconds() + ct_timeout(pkt, &entry);
+		if (bpf_map_update_elem(&pinion_ct4, &ct_key, &entry, BPF_ANY) < 0)
+			return DROP_CT_CREATE_FAILED;
+	}
+	res->backend_id = backend_id;
+	/* Port 0 frontends (ICMP) keep the packet's own port. */
+	return rewrite_endpoint(skb, pkt, 1, backend->address, backend->port ?: pkt->dport);
+}
+
+/* Turn a Service reply's source back into the frontend it was sent to. */
+static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct packet *pkt, __u16 index)
+{
+	struct lb4_reverse_nat *rev = bpf_map_lookup_elem(&pinion_revnat, &index);
+
+	if (!rev)
+		return 0;
+	return rewrite_endpoint(skb, pkt, 0, rev->address, rev->port ?: pkt->sport);
+}

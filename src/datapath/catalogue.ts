@@ -1,0 +1,60 @@
+import type {Struct} from './codec.js'
+import * as S from './structs.js'
+
+/** Bump with PINION_ABI_VERSION in bpf/include/pinion_abi.h. */
+export const DATAPATH_ABI_VERSION = 1
+
+export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/pinion'
+
+/** Where compiled objects live inside the package. */
+export const BPF_OBJECT = 'pinion.bpf.o'
+
+export interface ProgramSpec {
+  name: string
+  object: string
+  /** tc hook on the host side of the pod's veth. */
+  hook: 'ingress' | 'egress'
+  description: string
+}
+
+export const PROGRAMS: readonly ProgramSpec[] = [
+  {name: 'from_pod', object: BPF_OBJECT, hook: 'ingress', description: 'Packets leaving the pod: spoof guard, Service DNAT, conntrack, egress policy'},
+  {name: 'to_pod', object: BPF_OBJECT, hook: 'egress', description: 'Packets entering the pod: conntrack, reverse NAT, ingress policy'},
+]
+
+export type MapType = 'hash' | 'lru_hash' | 'lpm_trie' | 'array' | 'percpu_hash' | 'perf_event_array'
+
+export interface MapSpec {
+  name: string
+  type: MapType
+  key: Struct
+  value?: Struct
+  maxEntries?: number
+  description: string
+}
+
+export const MAPS: readonly MapSpec[] = [
+  {name: 'pinion_endpoint', type: 'hash', key: S.endpointKey, value: S.endpointInfo, maxEntries: 65536, description: 'Local pods: IP -> interface, endpoint id, identity, isolation'},
+  {name: 'pinion_services', type: 'hash', key: S.lb4Key, value: S.lb4Service, maxEntries: 65536, description: 'Service frontends (slot 0) and their backend slots'},
+  {name: 'pinion_backends', type: 'hash', key: S.backendId, value: S.lb4Backend, maxEntries: 65536, description: 'Backend id -> address, port, protocol, state'},
+  {name: 'pinion_revnat', type: 'hash', key: S.revNatIndex, value: S.lb4ReverseNat, maxEntries: 65536, description: 'Reverse-NAT index -> frontend VIP and port'},
+  {name: 'pinion_ct4', type: 'lru_hash', key: S.ct4Key, value: S.ctEntry, maxEntries: 524288, description: 'Connection tracking (egress, ingress and Service-affinity entries)'},
+  {name: 'pinion_policy', type: 'lpm_trie', key: S.policyKey, value: S.policyEntry, maxEntries: 262144, description: 'NetworkPolicy rules per endpoint and direction'},
+  {name: 'pinion_polnames', type: 'hash', key: S.policyId, value: S.policyName, maxEntries: 16384, description: 'Policy id (cookie >> 8) -> namespace/name'},
+  {name: 'pinion_ipcache', type: 'lpm_trie', key: S.ipcacheKey, value: S.ipcacheEntry, maxEntries: 512000, description: 'CIDR -> security identity'},
+  {name: 'pinion_metrics', type: 'percpu_hash', key: S.metricsKey, value: S.metricsValue, maxEntries: 1024, description: 'Per-CPU packet/byte counters by reason and direction'},
+  {name: 'pinion_config', type: 'array', key: S.configIndex, value: S.pinionConfig, maxEntries: 1, description: 'Runtime settings: conntrack lifetimes, logging, tracing'},
+  {name: 'pinion_events', type: 'perf_event_array', key: S.configIndex, description: 'Drop, policy-verdict and trace events to userspace'},
+]
+
+export function mapSpec(name: string): MapSpec | undefined {
+  return MAPS.find((map) => map.name === name || map.name === `pinion_${name}`)
+}
+
+export function mapPinPath(root: string, name: string): string {
+  return `${root}/maps/${name}`
+}
+
+export function programPinPath(root: string, name: string): string {
+  return `${root}/progs/${name}`
+}

@@ -1,0 +1,102 @@
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import type {ChalkInstance} from 'chalk'
+import {parseDuration} from './duration.js'
+import {UserError} from './errors.js'
+import {type Column, colorFor, OUTPUT_FORMATS, type OutputFormat, renderStructured, renderTable} from './render.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+/** Global options every command shares, resolved once in init(). */
+export interface GlobalOptions {
+  kubeconfig?: string
+  context?: string
+  output: OutputFormat
+  verbose: boolean
+  timeoutMs: number
+}
+
+/** A command result and how to show it as a table; json/yaml print `data` as is. */
+export interface Rendered<T> {
+  data: unknown
+  rows?: readonly T[]
+  columns?: readonly Column<T>[]
+  /** Printed instead of an empty table. */
+  empty?: string
+}
+
+/**
+ * Base of every Pinion command: global flags, output rendering, and the error
+ * policy (one red line on stderr, exit 2 for usage errors and 1 for failures,
+ * the stack trace only with --verbose).
+ */
+export abstract class BaseCommand extends Command {
+  static override baseFlags = {
+    kubeconfig: Flags.string({description: 'Path to the kubeconfig file (default: $KUBECONFIG or ~/.kube/config)', helpGroup: 'GLOBAL'}),
+    context: Flags.string({description: 'Kubeconfig context to use', helpGroup: 'GLOBAL'}),
+    output: Flags.string({char: 'o', description: 'Output format', options: [...OUTPUT_FORMATS], default: 'table', helpGroup: 'GLOBAL'}),
+    verbose: Flags.boolean({char: 'v', description: 'Show debug detail and stack traces', default: false, helpGroup: 'GLOBAL'}),
+    timeout: Flags.string({description: 'Overall deadline, e.g. 30s, 5m', default: '5m', helpGroup: 'GLOBAL'}),
+  }
+
+  protected globals!: GlobalOptions
+  protected color!: ChalkInstance
+  protected errColor!: ChalkInstance
+
+  public override async init(): Promise<void> {
+    await super.init()
+    this.color = colorFor(process.stdout)
+    this.errColor = colorFor(process.stderr)
+    // Parse only the global flags here; each command parses its own in run().
+    const {flags} = await this.parse({baseFlags: BaseCommand.baseFlags, strict: false, args: {}} as never)
+    const global = flags as Interfaces.InferredFlags<typeof BaseCommand.baseFlags>
+    this.globals = {
+      kubeconfig: global.kubeconfig,
+      context: global.context,
+      output: global.output as OutputFormat,
+      verbose: global.verbose,
+      timeoutMs: parseDuration(global.timeout),
+    }
+  }
+
+  /** Print a result in the format chosen with -o. Structured output goes to stdout only. */
+  protected render<T>(result: Rendered<T>): void {
+    const format = this.globals.output
+    if (format === 'json' || format === 'yaml') {
+      this.log(renderStructured(result.data, format))
+      return
+    }
+    if (!result.rows || !result.columns) {
+      this.log(renderStructured(result.data, 'yaml'))
+      return
+    }
+    if (result.rows.length === 0 && result.empty) {
+      this.log(result.empty)
+      return
+    }
+    this.log(renderTable(result.rows, result.columns, {wide: format === 'wide', color: this.color}))
+  }
+
+  /** Progress and notes for humans: stderr, so stdout stays machine-readable. */
+  protected note(message: string): void {
+    process.stderr.write(`${message}\n`)
+  }
+
+  protected debugLog(message: string): void {
+    if (this.globals?.verbose) process.stderr.write(this.errColor.dim(`debug: ${message}\n`))
+  }
+
+  public override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<never> {
+    // this.exit() throws an EEXIT error: let oclif finish it silently.
+    if (error.code === 'EEXIT') throw error
+    // init() may have failed before globals were parsed: fall back to argv.
+    const verbose = this.globals?.verbose ?? (this.argv.includes('--verbose') || this.argv.includes('-v'))
+    const isParseError = 'parse' in error
+    const exitCode = isParseError ? 2 : error instanceof UserError ? error.exitCode : (error.oclif?.exit ?? 1)
+    const color = this.errColor ?? colorFor(process.stderr)
+    const firstLine = (error.message || String(error)).split('\n')[0]
+    const hint = isParseError ? ' (see --help)' : ''
+    process.stderr.write(color.red(`Error: ${firstLine}${hint}`) + '\n')
+    if (verbose && error.stack) process.stderr.write(color.dim(error.stack) + '\n')
+    return this.exit(exitCode)
+  }
+}

@@ -1,0 +1,75 @@
+import {execFileSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
+import {describe, expect, it} from 'vitest'
+import {DROP_REASONS} from '../../src/datapath/drop-reasons.js'
+import {DATAPATH_ABI_VERSION} from '../../src/datapath/catalogue.js'
+import {ABI_STRUCTS, skBuff} from '../../src/datapath/structs.js'
+import {BPF_OBJECT_PATH, REPO_ROOT, requireSystem} from '../helpers/system.js'
+
+interface BtfType {
+  id: number
+  kind: string
+  name: string
+  size?: number
+  type_id?: number
+  nr_elems?: number
+  members?: {name: string; type_id: number; bits_offset: number}[]
+}
+
+function loadBtf(object: string): Map<number, BtfType> {
+  const json = JSON.parse(execFileSync('bpftool', ['btf', 'dump', 'file', object, '-j'], {encoding: 'utf8'})) as {types: BtfType[]}
+  return new Map(json.types.map((type) => [type.id, type]))
+}
+
+function sizeOf(types: Map<number, BtfType>, id: number): number {
+  const type = types.get(id)
+  if (!type) throw new Error(`BTF type ${id} missing`)
+  switch (type.kind) {
+    case 'INT': case 'STRUCT': case 'UNION': case 'ENUM': case 'PTR':
+      return type.kind === 'PTR' ? 8 : type.size!
+    case 'ARRAY':
+      return sizeOf(types, type.type_id!) * type.nr_elems!
+    case 'TYPEDEF': case 'CONST': case 'VOLATILE':
+      return sizeOf(types, type.type_id!)
+    default:
+      throw new Error(`unexpected BTF kind ${type.kind}`)
+  }
+}
+
+describe('datapath ABI: TypeScript layouts match the BTF of the compiled object', () => {
+  requireSystem(['bpftool'])
+  const types = loadBtf(BPF_OBJECT_PATH)
+  const byName = new Map([...types.values()].filter((type) => type.kind === 'STRUCT').map((type) => [type.name, type]))
+
+  for (const struct of ABI_STRUCTS) {
+    it(`struct ${struct.name}`, () => {
+      const btf = byName.get(struct.name)
+      expect(btf, `struct ${struct.name} is not in the object's BTF`).toBeDefined()
+      const fromBtf = btf!.members!.map((member) => ({name: member.name, offset: member.bits_offset / 8, size: sizeOf(types, member.type_id)}))
+      const fromTs = struct.fields.map((field) => ({name: field.name, offset: field.offset, size: field.size}))
+      expect(fromTs).toEqual(fromBtf)
+      expect(struct.size).toBe(btf!.size)
+    })
+  }
+
+  it('struct __sk_buff fields used by BPF_PROG_TEST_RUN', () => {
+    const btf = byName.get('__sk_buff')!
+    const offset = (name: string) => btf.members!.find((member) => member.name === name)!.bits_offset / 8
+    const field = (name: string) => skBuff.fields.find((candidate) => candidate.name === name)!.offset
+    expect(skBuff.size).toBe(btf.size)
+    for (const name of ['mark', 'ifindex', 'hash', 'tstamp', 'hwtstamp']) expect(field(name), name).toBe(offset(name))
+    expect(field('cb0')).toBe(offset('cb'))
+  })
+
+  it('drop reasons mirror bpf/include/drop_reasons.h', () => {
+    const header = readFileSync(`${REPO_ROOT}bpf/include/drop_reasons.h`, 'utf8')
+    const fromC = [...header.matchAll(/X\((\d+),\s*(\w+),\s*"([^"]*)"\)/g)].map((match) => ({code: Number(match[1]), id: match[2], text: match[3]}))
+    expect(fromC.length).toBeGreaterThan(5)
+    expect(DROP_REASONS.map((reason) => ({...reason}))).toEqual(fromC)
+  })
+
+  it('ABI version matches the C header', () => {
+    const header = readFileSync(`${REPO_ROOT}bpf/include/pinion_abi.h`, 'utf8')
+    expect(Number(/#define PINION_ABI_VERSION (\d+)/.exec(header)![1])).toBe(DATAPATH_ABI_VERSION)
+  })
+})
