@@ -1,0 +1,126 @@
+import type {Decoded} from './codec.js'
+import {CT_STATE_NAME, DIRECTION_NAME, EVENT_FLAG, EVENT_TYPE, protoName, tcpFlagNames, VERDICT} from './constants.js'
+import {dropReasonId, dropReasonText} from './drop-reasons.js'
+import {dropEvent, eventHeader, policyEvent, traceEvent} from './structs.js'
+
+/** A datapath event decoded from the perf buffer, with names instead of numbers. */
+export interface DatapathEvent {
+  type: 'drop' | 'trace' | 'policy'
+  /** CLOCK_BOOTTIME nanoseconds on the emitting node. */
+  timestamp: number
+  endpointId: number
+  ifindex: number
+  hash: number
+  traceflow: boolean
+  reply: boolean
+  flow: {src: string; dst: string; srcPort: number; dstPort: number; protocol: string; tcpFlags: string; ctState: string; direction: string}
+  srcIdentity: number
+  dstIdentity: number
+  policyCookie: number
+  /** drop: reason; policy: allow|deny; trace: observation point. */
+  dropReason?: string
+  dropReasonText?: string
+  verdict?: 'allow' | 'deny'
+  tracePoint?: 'from-pod' | 'to-pod'
+  /** trace: destination before load balancing, and the backend chosen. */
+  origDst?: string
+  origDstPort?: number
+  backendId?: number
+  /** The first bytes of the packet, hex. */
+  packet: string
+}
+
+function flowOf(raw: Decoded): DatapathEvent['flow'] {
+  return {
+    src: raw.saddr as string,
+    dst: raw.daddr as string,
+    srcPort: raw.sport as number,
+    dstPort: raw.dport as number,
+    protocol: protoName(raw.proto as number),
+    tcpFlags: tcpFlagNames(raw.tcpFlags as number),
+    ctState: CT_STATE_NAME[raw.ctState as number] ?? 'none',
+    direction: DIRECTION_NAME[raw.direction as number] ?? 'unknown',
+  }
+}
+
+/** Decode one perf sample: a record struct followed by cap_len packet bytes. */
+export function decodeEvent(sample: Buffer): DatapathEvent {
+  const header = eventHeader.decode(sample)
+  const struct = header.type === EVENT_TYPE.DROP ? dropEvent : header.type === EVENT_TYPE.TRACE ? traceEvent : header.type === EVENT_TYPE.POLICY ? policyEvent : undefined
+  if (!struct) throw new Error(`unknown event type ${header.type}`)
+  const raw = struct.decode(sample)
+  const flags = header.flags as number
+  const event: DatapathEvent = {
+    type: header.type === EVENT_TYPE.DROP ? 'drop' : header.type === EVENT_TYPE.TRACE ? 'trace' : 'policy',
+    timestamp: header.timestamp as number,
+    endpointId: header.source as number,
+    ifindex: header.ifindex as number,
+    hash: header.hash as number,
+    traceflow: Boolean(flags & EVENT_FLAG.TRACEFLOW),
+    reply: Boolean(flags & EVENT_FLAG.REPLY),
+    flow: flowOf(raw.flow as Decoded),
+    srcIdentity: raw.srcIdentity as number,
+    dstIdentity: raw.dstIdentity as number,
+    policyCookie: raw.policyCookie as number,
+    packet: sample.subarray(struct.size, struct.size + (header.capLen as number)).toString('hex'),
+  }
+  const subtype = header.subtype as number
+  if (event.type === 'drop') {
+    event.dropReason = dropReasonId(subtype)
+    event.dropReasonText = dropReasonText(subtype)
+  } else if (event.type === 'policy') {
+    event.verdict = subtype === VERDICT.ALLOW ? 'allow' : 'deny'
+  } else {
+    event.tracePoint = subtype === 1 ? 'from-pod' : 'to-pod'
+    event.origDst = raw.origDaddr as string
+    event.origDstPort = raw.origDport as number
+    event.backendId = raw.backendId as number
+  }
+  return event
+}
+
+export type PipeRecord = {kind: 'sample'; cpu: number; data: Buffer} | {kind: 'lost'; cpu: number; count: number}
+
+/**
+ * Incremental parser of `bpftool -j map event_pipe` output: one JSON array
+ * whose objects arrive over time. Feed chunks; get complete records back.
+ */
+export class EventPipeParser {
+  private buffer = ''
+  private depth = 0
+  private start = -1
+  private scanned = 0
+
+  push(chunk: string): PipeRecord[] {
+    this.buffer += chunk
+    const records: PipeRecord[] = []
+    for (let i = this.scanned; i < this.buffer.length; i++) {
+      const ch = this.buffer[i]
+      if (ch === '{') {
+        if (this.depth === 0) this.start = i
+        this.depth++
+      } else if (ch === '}') {
+        this.depth--
+        if (this.depth === 0 && this.start >= 0) {
+          records.push(toRecord(JSON.parse(this.buffer.slice(this.start, i + 1))))
+          this.start = -1
+        }
+      }
+    }
+    // Keep only an unfinished object.
+    if (this.depth === 0) {
+      this.buffer = ''
+      this.scanned = 0
+    } else {
+      this.buffer = this.buffer.slice(this.start)
+      this.scanned = this.buffer.length
+      this.start = 0
+    }
+    return records
+  }
+}
+
+function toRecord(object: {cpu: number; data?: number[]; lost?: {count: number}}): PipeRecord {
+  if (object.lost) return {kind: 'lost', cpu: object.cpu, count: object.lost.count}
+  return {kind: 'sample', cpu: object.cpu, data: Buffer.from(object.data ?? [])}
+}

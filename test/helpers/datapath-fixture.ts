@@ -1,0 +1,108 @@
+import {execFileSync} from 'node:child_process'
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {BpfTool} from '../../src/datapath/bpftool.js'
+import {mapPinPath, MAPS, programPinPath} from '../../src/datapath/catalogue.js'
+import {MARK_DRYRUN} from '../../src/datapath/constants.js'
+import {byMap, type MapEntry} from '../../src/datapath/entries.js'
+import {type ParsedPacket, parsePacket} from '../../src/datapath/packet.js'
+import {skBuff} from '../../src/datapath/structs.js'
+import {LocalShell} from '../../src/nodes/local-shell.js'
+import {BPF_OBJECT_PATH, requireSystem} from './system.js'
+
+export interface RunOutcome {
+  retval: number
+  packet?: ParsedPacket
+  raw: Buffer
+  /** Dry-run result words (skb->cb). */
+  cb: number[]
+}
+
+/**
+ * A scratch datapath: the real object loaded into its own bpffs mount, with
+ * programs run in a private network namespace that holds one dummy interface
+ * per simulated pod (BPF_PROG_TEST_RUN takes the ingress device by ifindex).
+ */
+export class DatapathFixture {
+  readonly netns: string
+  readonly pinRoot: string
+  readonly shell: LocalShell
+  readonly bpftool: BpfTool
+  private readonly ifindexes = new Map<string, number>()
+
+  private constructor(tag: string) {
+    this.netns = `pinion-t-${tag}-${process.pid}`
+    this.pinRoot = mkdtempSync(join(tmpdir(), 'pinion-bpffs-'))
+    this.shell = new LocalShell(this.netns, ['ip', 'netns', 'exec', this.netns])
+    this.bpftool = new BpfTool(this.shell)
+  }
+
+  static async create(tag: string, interfaces: string[]): Promise<DatapathFixture> {
+    requireSystem(['bpftool', 'ip'])
+    const fixture = new DatapathFixture(tag)
+    try {
+      execFileSync('mount', ['-t', 'bpf', 'bpf', fixture.pinRoot])
+      execFileSync('ip', ['netns', 'add', fixture.netns])
+      for (const name of interfaces) {
+        // A veth pair stands in for a pod's interface; only its ifindex matters here.
+        execFileSync('ip', ['-n', fixture.netns, 'link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}-peer`])
+        execFileSync('ip', ['-n', fixture.netns, 'link', 'set', name, 'up'])
+        const [link] = JSON.parse(execFileSync('ip', ['-n', fixture.netns, '-j', 'link', 'show', name], {encoding: 'utf8'})) as {ifindex: number}[]
+        fixture.ifindexes.set(name, link.ifindex)
+      }
+      await fixture.bpftool.loadAll(BPF_OBJECT_PATH, `${fixture.pinRoot}/progs`, `${fixture.pinRoot}/maps`)
+    } catch (error) {
+      await fixture.destroy()
+      throw error
+    }
+    return fixture
+  }
+
+  ifindex(name: string): number {
+    const index = this.ifindexes.get(name)
+    if (index === undefined) throw new Error(`fixture has no interface ${name}`)
+    return index
+  }
+
+  async write(entries: readonly MapEntry[]): Promise<void> {
+    for (const [map, items] of byMap(entries)) await this.bpftool.batch(mapPinPath(this.pinRoot, map), items)
+  }
+
+  async dump(map: string) {
+    const spec = MAPS.find((candidate) => candidate.name === map)!
+    const rows = await this.bpftool.dumpMap(mapPinPath(this.pinRoot, map))
+    return rows.map((row) => ({
+      key: spec.key.decode(row.key),
+      value: row.value && spec.value ? spec.value.decode(row.value) : undefined,
+      values: row.values && spec.value ? row.values.map((value) => spec.value!.decode(value)) : undefined,
+    }))
+  }
+
+  async run(program: 'from_pod' | 'to_pod', frame: Buffer, options: {ifindex: string; dryRun?: boolean}): Promise<RunOutcome> {
+    const ctx = skBuff.encode({ifindex: this.ifindex(options.ifindex), mark: options.dryRun ? MARK_DRYRUN : 0})
+    const result = await this.bpftool.progRun(programPinPath(this.pinRoot, program), frame, ctx)
+    const out = skBuff.decode(result.ctxOut)
+    let packet: ParsedPacket | undefined
+    try {
+      packet = parsePacket(result.dataOut)
+    } catch {
+      packet = undefined
+    }
+    return {retval: result.retval, packet, raw: result.dataOut, cb: [out.cb0, out.cb1, out.cb2, out.cb3, out.cb4] as number[]}
+  }
+
+  /** Removes the namespace, the bpffs mount and its directory; safe to call twice. */
+  async destroy(): Promise<void> {
+    const quiet = (argv: string[]) => {
+      try {
+        execFileSync(argv[0], argv.slice(1), {stdio: 'ignore'})
+      } catch {
+        // already gone
+      }
+    }
+    quiet(['ip', 'netns', 'del', this.netns])
+    quiet(['umount', this.pinRoot])
+    quiet(['rmdir', this.pinRoot])
+  }
+}
