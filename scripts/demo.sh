@@ -11,6 +11,3 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "pinion version"
 ./bin/run.js version
-
-step "datapath: load every program through the kernel verifier and pin its maps"
-./bin/run.js datapath check

@@ -1,0 +1,36 @@
+/**
+ * The lab's built-in workload: answers on its declared TCP and UDP ports with
+ * one line naming the pod and port, so probes and tests can tell who answered.
+ * Run inside a pod's network namespace:
+ *   node dist/lab/pod-server.js --name ns/pod --tcp 80,8080 --udp 53
+ * Prints "ready" once every port is bound.
+ */
+import {createSocket} from 'node:dgram'
+import {createServer} from 'node:net'
+
+function ports(flag: string): number[] {
+  const index = process.argv.indexOf(flag)
+  if (index === -1) return []
+  return process.argv[index + 1].split(',').filter(Boolean).map(Number)
+}
+
+const nameIndex = process.argv.indexOf('--name')
+const name = nameIndex === -1 ? 'pod' : process.argv[nameIndex + 1]
+
+const listening: Promise<void>[] = []
+for (const port of ports('--tcp')) {
+  const server = createServer((socket) => {
+    socket.on('error', () => {})
+    socket.end(`pinion ${name} tcp ${port} from ${socket.remoteAddress}:${socket.remotePort}\n`)
+  })
+  listening.push(new Promise((resolve) => server.listen(port, '0.0.0.0', () => resolve())))
+}
+for (const port of ports('--udp')) {
+  const socket = createSocket('udp4')
+  socket.on('message', (_message, peer) => {
+    socket.send(`pinion ${name} udp ${port} from ${peer.address}:${peer.port}\n`, peer.port, peer.address)
+  })
+  listening.push(new Promise((resolve) => socket.bind(port, '0.0.0.0', () => resolve())))
+}
+await Promise.all(listening)
+process.stdout.write('ready\n')
