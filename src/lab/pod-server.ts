@@ -17,10 +17,16 @@ function ports(flag: string): number[] {
 const nameIndex = process.argv.indexOf('--name')
 const name = nameIndex === -1 ? 'pod' : process.argv[nameIndex + 1]
 
+/** Log lines carry an RFC 3339 timestamp first, so pods/log can filter with sinceSeconds. */
+function log(message: string): void {
+  process.stdout.write(`${new Date().toISOString()} ${message}\n`)
+}
+
 const listening: Promise<void>[] = []
 for (const port of ports('--tcp')) {
   const server = createServer((socket) => {
     socket.on('error', () => {})
+    log(`tcp ${port} connection from ${socket.remoteAddress}:${socket.remotePort}`)
     socket.end(`pinion ${name} tcp ${port} from ${socket.remoteAddress}:${socket.remotePort}\n`)
   })
   listening.push(new Promise((resolve) => server.listen(port, '0.0.0.0', () => resolve())))
@@ -28,9 +34,11 @@ for (const port of ports('--tcp')) {
 for (const port of ports('--udp')) {
   const socket = createSocket('udp4')
   socket.on('message', (_message, peer) => {
+    log(`udp ${port} datagram from ${peer.address}:${peer.port}`)
     socket.send(`pinion ${name} udp ${port} from ${peer.address}:${peer.port}\n`, peer.port, peer.address)
   })
   listening.push(new Promise((resolve) => socket.bind(port, '0.0.0.0', () => resolve())))
 }
 await Promise.all(listening)
+log(`${name} serving tcp [${ports('--tcp').join(',')}] udp [${ports('--udp').join(',')}]`)
 process.stdout.write('ready\n')

@@ -46,8 +46,8 @@ export abstract class BaseCommand extends Command {
     await super.init()
     this.color = colorFor(process.stdout)
     this.errColor = colorFor(process.stderr)
-    // Parse only the global flags here; each command parses its own in run().
-    const {flags} = await this.parse({baseFlags: BaseCommand.baseFlags, strict: false, args: {}} as never)
+    // Parse the full command here for the globals (flag errors surface early, as usage errors).
+    const {flags} = await this.parse(this.ctor as typeof BaseCommand)
     const global = flags as Interfaces.InferredFlags<typeof BaseCommand.baseFlags>
     this.globals = {
       kubeconfig: global.kubeconfig,

@@ -1,0 +1,31 @@
+/** The resource kinds the lab API serves, with the discovery facts clients need. */
+export interface ResourceKind {
+  group: string // '' = core
+  version: string
+  plural: string
+  kind: string
+  namespaced: boolean
+  shortNames?: string[]
+  singular: string
+}
+
+export const RESOURCES: readonly ResourceKind[] = [
+  {group: '', version: 'v1', plural: 'namespaces', singular: 'namespace', kind: 'Namespace', namespaced: false, shortNames: ['ns']},
+  {group: '', version: 'v1', plural: 'nodes', singular: 'node', kind: 'Node', namespaced: false, shortNames: ['no']},
+  {group: '', version: 'v1', plural: 'pods', singular: 'pod', kind: 'Pod', namespaced: true, shortNames: ['po']},
+  {group: '', version: 'v1', plural: 'services', singular: 'service', kind: 'Service', namespaced: true, shortNames: ['svc']},
+  {group: '', version: 'v1', plural: 'events', singular: 'event', kind: 'Event', namespaced: true, shortNames: ['ev']},
+  {group: '', version: 'v1', plural: 'configmaps', singular: 'configmap', kind: 'ConfigMap', namespaced: true, shortNames: ['cm']},
+  {group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', singular: 'endpointslice', kind: 'EndpointSlice', namespaced: true},
+  {group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', singular: 'networkpolicy', kind: 'NetworkPolicy', namespaced: true, shortNames: ['netpol']},
+]
+
+export function apiVersionOf(resource: ResourceKind): string {
+  return resource.group ? `${resource.group}/${resource.version}` : resource.version
+}
+
+export function findResource(group: string, version: string, plural: string): ResourceKind | undefined {
+  return RESOURCES.find((resource) => resource.group === group && resource.version === version && resource.plural === plural)
+}
+
+export const VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']
