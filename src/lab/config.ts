@@ -26,9 +26,8 @@ export interface LabNode {
   name: string
   index: number
   netns: string
-  /** Files holding the node's mount and UTS namespaces (bind mounts). */
-  mountNs: string
-  utsNs: string
+  /** Process holding the node's mount and UTS namespaces for the lab's lifetime. */
+  holderPid: number
   underlayIp: string
   podCidr: string
   /** Host side of the node's uplink veth, inside the underlay namespace. */
@@ -37,13 +36,11 @@ export interface LabNode {
 
 export function nodeLayout(lab: string, index: number): LabNode {
   const name = `${lab}-node-${index + 1}`
-  const dir = labDir(lab)
   return {
     name,
     index,
     netns: `pinion-${lab}-n${index + 1}`,
-    mountNs: join(dir, 'ns', `n${index + 1}.mnt`),
-    utsNs: join(dir, 'ns', `n${index + 1}.uts`),
+    holderPid: 0,
     underlayIp: `${UNDERLAY_CIDR_PREFIX}.${10 + index}`,
     podCidr: `${POD_CIDR_PREFIX}.${index + 1}.0/24`,
     uplink: `pl${lab.slice(0, 8)}${index + 1}`.slice(0, 15),
@@ -56,5 +53,5 @@ export function underlayNetns(lab: string): string {
 
 /** argv prefix that runs a command inside a lab node (network, mount and UTS namespaces). */
 export function nodeExecPrefix(node: LabNode): string[] {
-  return ['nsenter', `--net=/run/netns/${node.netns}`, `--mount=${node.mountNs}`, `--uts=${node.utsNs}`, '--']
+  return ['nsenter', `--net=/run/netns/${node.netns}`, `--mount=/proc/${node.holderPid}/ns/mnt`, `--uts=/proc/${node.holderPid}/ns/uts`, '--']
 }

@@ -73,13 +73,13 @@ export async function labUp(options: LabUpOptions): Promise<LabSummary> {
   }
   const nodes = Array.from({length: options.nodes}, (_, index) => nodeLayout(name, index))
   mkdirSync(labDir(name), {recursive: true})
-  writeState({name, createdAt: new Date().toISOString(), nodes, netns: [], nsMounts: [], pids: []})
+  writeState({name, createdAt: new Date().toISOString(), nodes, netns: [], pids: []})
   try {
     progress('creating the underlay')
     await createUnderlay(name)
     for (const node of nodes) {
       progress(`creating node ${node.name}`)
-      await createNode(name, node)
+      await createNode(name, node) // fills in node.holderPid
     }
     await routePodCidrs(nodes)
     progress('starting the API server')
@@ -142,7 +142,7 @@ export async function labDown(name: string): Promise<{name: string; existed: boo
   }
   await LabKubelet.cleanRecord(name)
   if (state) {
-    await destroyNamespaces(state.netns, state.nsMounts)
+    await destroyNamespaces(state.netns)
   } else {
     await shQuiet(['ip', 'netns', 'del', underlayNetns(name)])
   }

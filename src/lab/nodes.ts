@@ -1,7 +1,5 @@
 import {spawn} from 'node:child_process'
-import {mkdirSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
-import {labDir, type LabNode, nodeExecPrefix, underlayNetns} from './config.js'
+import {type LabNode, nodeExecPrefix, underlayNetns} from './config.js'
 import {addNetns, sh, shQuiet} from './netns.js'
 import {updateState} from './state.js'
 
@@ -15,43 +13,25 @@ import {updateState} from './state.js'
  *                         --veth-- eth0 10.99.0.11 [node-2]   pods 10.244.2.0/24
  */
 
-/** The run directory's ns/ folder must be a private mount to hold namespace bind mounts. */
-async function prepareNsDir(lab: string): Promise<string> {
-  const dir = join(labDir(lab), 'ns')
-  mkdirSync(dir, {recursive: true})
-  updateState(lab, (state) => {
-    if (!state.nsMounts.includes(dir)) state.nsMounts.push(dir)
-  })
-  const mounts = await sh(['findmnt', '-rn', '-o', 'TARGET'])
-  if (!mounts.split('\n').includes(dir)) {
-    await sh(['mount', '--bind', dir, dir])
-    await sh(['mount', '--make-private', dir])
-  }
-  return dir
-}
-
 /**
- * New mount and UTS namespaces (own bpffs, own hostname), kept alive by
- * bind-mounting them onto the node's files. A holder process waits on stdin
- * while we bind, so the namespaces cannot vanish first (unshare --mount=FILE
- * races with a short-lived command).
+ * New mount and UTS namespaces (own bpffs, own hostname) held by a process
+ * that lives as long as the lab: nsenter reaches them through /proc/PID/ns.
+ * (Bind-mounting fresh mount namespaces onto files fails with EINVAL on some
+ * kernels; a holder process needs no mount at all, and killing it frees the
+ * namespaces, the bpffs and every pin in it.)
  */
-async function createMountAndUts(node: LabNode): Promise<void> {
-  const holder = spawn('unshare', ['--mount', '--uts', '--propagation', 'private', 'sh', '-c', `mount -t bpf bpf /sys/fs/bpf && hostname ${node.name} && echo ready && read _`], {stdio: ['pipe', 'pipe', 'pipe']})
+async function holdNamespaces(node: LabNode): Promise<number> {
+  const holder = spawn('unshare', ['--mount', '--uts', '--propagation', 'private', 'sh', '-c', `mount -t bpf bpf /sys/fs/bpf && hostname ${node.name} && echo ready && exec sleep infinity`], {stdio: ['ignore', 'pipe', 'pipe'], detached: true})
   let stderr = ''
   holder.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const exited = new Promise<number | null>((resolve) => holder.on('close', resolve))
-  try {
-    await new Promise<void>((resolve, reject) => {
-      holder.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve())
-      void exited.then((code) => reject(new Error(`cannot create namespaces for ${node.name} (exit ${code}): ${stderr.trim()}`)))
-    })
-    await sh(['mount', '--bind', `/proc/${holder.pid}/ns/mnt`, node.mountNs])
-    await sh(['mount', '--bind', `/proc/${holder.pid}/ns/uts`, node.utsNs])
-  } finally {
-    holder.stdin.end()
-    await exited
-  }
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve())
+    holder.on('close', (code) => reject(new Error(`cannot create namespaces for ${node.name} (exit ${code}): ${stderr.trim()}`)))
+  })
+  holder.stdout.destroy()
+  holder.stderr.destroy()
+  holder.unref()
+  return holder.pid!
 }
 
 export async function createUnderlay(lab: string): Promise<void> {
@@ -63,15 +43,13 @@ export async function createUnderlay(lab: string): Promise<void> {
 }
 
 export async function createNode(lab: string, node: LabNode): Promise<void> {
-  await prepareNsDir(lab)
-  updateState(lab, (state) => {
-    state.netns.push(node.netns)
-    state.nsMounts.push(node.mountNs, node.utsNs)
-  })
+  updateState(lab, (state) => void state.netns.push(node.netns))
   await addNetns(node.netns)
-  writeFileSync(node.mountNs, '')
-  writeFileSync(node.utsNs, '')
-  await createMountAndUts(node)
+  node.holderPid = await holdNamespaces(node)
+  updateState(lab, (state) => {
+    state.pids.push(node.holderPid)
+    state.nodes = state.nodes.map((candidate) => (candidate.name === node.name ? node : candidate))
+  })
   await sh(['ip', '-n', underlayNetns(lab), 'link', 'add', node.uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', node.netns])
   await sh(['ip', '-n', underlayNetns(lab), 'link', 'set', node.uplink, 'master', 'br0', 'up'])
   await sh(['ip', '-n', node.netns, 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0'])
@@ -88,8 +66,7 @@ export async function routePodCidrs(nodes: readonly LabNode[]): Promise<void> {
   }
 }
 
-/** Unmount namespace files (deepest first) and delete network namespaces; idempotent. */
-export async function destroyNamespaces(netns: readonly string[], nsMounts: readonly string[]): Promise<void> {
-  for (const mount of [...nsMounts].reverse()) await shQuiet(['umount', '-l', mount])
+/** Delete network namespaces; idempotent. */
+export async function destroyNamespaces(netns: readonly string[]): Promise<void> {
   for (const name of [...netns].reverse()) await shQuiet(['ip', 'netns', 'del', name])
 }

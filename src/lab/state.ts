@@ -12,9 +12,7 @@ export interface LabState {
   nodes: LabNode[]
   /** Every network namespace the lab made (nodes, underlay, pods). */
   netns: string[]
-  /** Namespace files bind-mounted under the run directory. */
-  nsMounts: string[]
-  /** Processes the lab started (API server, pod servers). */
+  /** Processes the lab started (namespace holders, API server). */
   pids: number[]
   api?: {port: number; pid: number}
   kubeconfig?: string

@@ -105,6 +105,12 @@ function discovery(path: string): unknown {
       groups: groups.map((name) => ({name, versions: [{groupVersion: `${name}/v1`, version: 'v1'}], preferredVersion: {groupVersion: `${name}/v1`, version: 'v1'}})),
     }
   }
+  if (path === '/openapi/v3') {
+    const versions = ['api/v1', ...groups.map((name) => `apis/${name}/v1`)]
+    return {paths: Object.fromEntries(versions.map((version) => [version, {serverRelativeURL: `/openapi/v3/${version}?hash=pinion-lab`}]))}
+  }
+  const openapi = /^\/openapi\/v3\/(?:api\/v1|apis\/([^/]+)\/v1)$/.exec(path)
+  if (openapi) return openApiDocument(openapi[1] ?? '')
   const match = /^\/(?:api\/(v1)|apis\/([^/]+)\/(v1))$/.exec(path)
   if (!match) return undefined
   const group = match[2] ?? ''
@@ -116,6 +122,28 @@ function discovery(path: string): unknown {
     list.push({name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'], shortNames: undefined})
   }
   return {kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/v1` : 'v1', resources: list}
+}
+
+/**
+ * A minimal OpenAPI v3 document per group version: PATCH operations that
+ * declare the fieldValidation parameter, which is how kubectl learns that the
+ * server validates (so it needs no client-side schema). Unknown fields are
+ * accepted and dropped, as with fieldValidation=Ignore.
+ */
+function openApiDocument(group: string): unknown {
+  const paths: Record<string, unknown> = {}
+  for (const resource of RESOURCES.filter((candidate) => candidate.group === group)) {
+    const prefix = group ? `/apis/${group}/${resource.version}` : `/api/${resource.version}`
+    const path = resource.namespaced ? `${prefix}/namespaces/{namespace}/${resource.plural}/{name}` : `${prefix}/${resource.plural}/{name}`
+    paths[path] = {
+      patch: {
+        'x-kubernetes-group-version-kind': {group, version: resource.version, kind: resource.kind},
+        parameters: ['fieldValidation', 'fieldManager', 'dryRun'].map((name) => ({name, in: 'query', schema: {type: 'string', uniqueItems: true}})),
+        responses: {200: {description: 'OK'}},
+      },
+    }
+  }
+  return {openapi: '3.0.0', info: {title: 'Kubernetes (Pinion lab)', version: LAB_VERSION.gitVersion}, paths, components: {schemas: {}}}
 }
 
 /**
@@ -276,6 +304,7 @@ export class LabApiServer {
     const write = (type: string, object: unknown) => res.write(JSON.stringify({type, object}) + '\n')
     let since = requested && requested !== '0' ? Number(requested) : this.store.resourceVersion
     res.writeHead(200, {'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked'})
+    res.flushHeaders() // clients wait for headers before they count the watch as started
     if (!requested || requested === '0') {
       for (const object of this.store.list(route.resource, route.namespace).filter(keep)) write('ADDED', object)
       since = this.store.resourceVersion
