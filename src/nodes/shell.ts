@@ -7,6 +7,11 @@ import type {Writable} from 'node:stream'
  */
 export interface RunOptions {
   stdin?: Buffer | string
+  /**
+   * The command reads a known byte count and needs no EOF: keep stdin open so
+   * transports where closing stdin ends the session (exec v4) still work.
+   */
+  keepStdinOpen?: boolean
   /** Per-command deadline; the command is killed and the call rejects with ShellTimeoutError. */
   timeoutMs?: number
   /** Stream stdout here instead of buffering it (large dumps, event streams). */

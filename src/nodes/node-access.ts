@@ -1,0 +1,115 @@
+import type {Clients} from '../cluster/kubeconfig.js'
+import {apiErrorMessage} from '../cluster/kubeconfig.js'
+import {UserError} from '../lib/errors.js'
+import {mapSettled, type Settled} from '../lib/pool.js'
+import {createDebugPod, DEBUG_CONTAINER, DEBUG_NAMESPACE, deleteDebugPods, ensureDebugNamespace, newRunId} from './debug-pods.js'
+import {PodShell} from './pod-shell.js'
+import type {NodeShell} from './shell.js'
+import {type SshOptions, SshShell} from './ssh-shell.js'
+
+export type Transport = 'pod' | 'ssh'
+
+export interface NodeAccessOptions {
+  transport: Transport
+  image: string
+  concurrency: number
+  podStartTimeoutMs: number
+  ssh: SshOptions
+  /** node name -> host[:port]; default: the node's InternalIP, port 22. */
+  sshHosts: Record<string, string>
+}
+
+/**
+ * Access to nodes for one CLI run: one shell per node (a debug pod, or an
+ * SSH connection), bounded concurrency, per-node results, and cleanup that
+ * always runs (success, error, Ctrl-C, SIGTERM).
+ */
+export class NodeAccess {
+  readonly runId = newRunId()
+  private readonly shells = new Map<string, Promise<NodeShell>>()
+  private namespaceReady?: Promise<void>
+  private podsCreated = false
+  private addresses?: Map<string, string>
+
+  constructor(
+    private readonly api: Clients,
+    private readonly options: NodeAccessOptions,
+  ) {}
+
+  /** Node names in the cluster, or the selected ones after checking they exist. */
+  async nodes(selected: readonly string[] = []): Promise<string[]> {
+    let items
+    try {
+      items = (await this.api.core.listNode()).items
+    } catch (error) {
+      throw new UserError(`cannot list nodes: ${apiErrorMessage(error)}`)
+    }
+    this.addresses = new Map(items.map((node) => [node.metadata!.name!, node.status?.addresses?.find((address) => address.type === 'InternalIP')?.address ?? '']))
+    const names = items.map((node) => node.metadata!.name!)
+    const unknown = selected.filter((name) => !names.includes(name))
+    if (unknown.length) throw new UserError(`unknown node${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (nodes: ${names.join(', ')})`)
+    return selected.length ? [...selected] : names
+  }
+
+  shell(node: string): Promise<NodeShell> {
+    let shell = this.shells.get(node)
+    if (!shell) {
+      shell = this.options.transport === 'ssh' ? this.openSsh(node) : this.openPod(node)
+      this.shells.set(node, shell)
+    }
+    return shell
+  }
+
+  private async openPod(node: string): Promise<NodeShell> {
+    this.namespaceReady ??= ensureDebugNamespace(this.api.core)
+    await this.namespaceReady
+    this.podsCreated = true
+    const pod = await createDebugPod(this.api.core, node, this.runId, this.options.image, this.options.podStartTimeoutMs)
+    return new PodShell(node, this.api.config, DEBUG_NAMESPACE, pod, DEBUG_CONTAINER)
+  }
+
+  private async openSsh(node: string): Promise<NodeShell> {
+    const target = this.options.sshHosts[node] ?? this.addresses?.get(node)
+    if (!target) throw new Error(`no SSH address for ${node}: pass --ssh-hosts ${node}=HOST[:PORT]`)
+    const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(target)
+    if (!match) throw new Error(`bad SSH address "${target}" for ${node}`)
+    return SshShell.connect(node, match[1].replace(/^\[|\]$/g, ''), match[2] ? Number(match[2]) : 22, this.options.ssh)
+  }
+
+  /** Run fn on every node with bounded concurrency; a node's failure is its own result. */
+  forEach<T>(nodes: readonly string[], fn: (shell: NodeShell, node: string) => Promise<T>): Promise<Settled<T>[]> {
+    return mapSettled(nodes, this.options.concurrency, async (node) => fn(await this.shell(node), node))
+  }
+
+  /** Close connections and delete this run's debug pods; safe to call twice. */
+  async close(): Promise<void> {
+    const shells = [...this.shells.values()]
+    this.shells.clear()
+    await Promise.allSettled(shells.map(async (shell) => (await shell).close()))
+    if (this.podsCreated) {
+      this.podsCreated = false
+      await deleteDebugPods(this.api.core, this.runId)
+    }
+  }
+}
+
+/**
+ * Run fn with node access and always clean up, also on Ctrl-C and SIGTERM
+ * (the pods are deleted before the process exits).
+ */
+export async function withNodeAccess<T>(api: Clients, options: NodeAccessOptions, fn: (access: NodeAccess) => Promise<T>): Promise<T> {
+  const access = new NodeAccess(api, options)
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: deleting debug pods of run ${access.runId}…\n`)
+    void access.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    return await fn(access)
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    await access.close()
+  }
+}
