@@ -1,0 +1,100 @@
+/*
+ * SSH transport against a real OpenSSH server. sshd listens on 127.0.0.1 but
+ * runs in a lab node's mount and UTS namespaces, and its ForceCommand enters
+ * the node's network namespace, so a session sees exactly the node.
+ */
+import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
+import {mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {connect} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import type {Clients} from '../../src/cluster/kubeconfig.js'
+import {readState} from '../../src/lab/state.js'
+import type {LabSummary} from '../../src/lab/lab.js'
+import {waitFor} from '../../src/lib/wait.js'
+import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
+import {withNodeAccess, type NodeAccessOptions} from '../../src/nodes/node-access.js'
+import {type SshOptions, SshShell} from '../../src/nodes/ssh-shell.js'
+import {startLab, stopLab} from '../helpers/lab.js'
+import {requireSystem} from '../helpers/system.js'
+
+let lab: LabSummary
+let api: Clients
+let dir: string
+let sshd: ChildProcess | undefined
+let port = 0
+
+function keygen(path: string): void {
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path])
+}
+
+beforeAll(async () => {
+  requireSystem(['sshd', 'ssh-keygen'])
+  ;({lab, api} = await startLab('ssh', 1, 0))
+  const node = readState(lab.name)!.nodes[0]
+  dir = mkdtempSync(join(tmpdir(), 'pinion-ssh-'))
+  keygen(join(dir, 'host_key'))
+  keygen(join(dir, 'client_key'))
+  keygen(join(dir, 'other_key'))
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')))
+  port = 20000 + (process.pid % 20000)
+  execFileSync('mkdir', ['-p', '/run/sshd'])
+  sshd = spawn('nsenter', [`--mount=/proc/${node.holderPid}/ns/mnt`, `--uts=/proc/${node.holderPid}/ns/uts`, '--', '/usr/sbin/sshd', '-D', '-e', '-f', '/dev/null',
+    '-o', `ListenAddress=127.0.0.1:${port}`, '-o', `HostKey=${join(dir, 'host_key')}`, '-o', `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
+    '-o', 'PermitRootLogin=prohibit-password', '-o', 'StrictModes=no', '-o', 'UsePAM=no', '-o', `PidFile=${join(dir, 'sshd.pid')}`,
+    '-o', `ForceCommand=nsenter --net=/run/netns/${node.netns} -- sh -c "$SSH_ORIGINAL_COMMAND"`], {stdio: 'ignore'})
+  await waitFor('sshd to listen', () => new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => (socket.destroy(), resolve(true)))
+    socket.on('error', () => resolve(false))
+  }))
+})
+
+afterAll(async () => {
+  sshd?.kill('SIGKILL')
+  await stopLab(lab)
+  if (dir) rmSync(dir, {recursive: true, force: true})
+})
+
+const sshOptions = (overrides: Partial<SshOptions> = {}): SshOptions => ({user: 'root', identityFile: join(dir, 'client_key'), knownHosts: join(dir, 'known_hosts'), acceptNew: false, maxSessionsPerHost: 2, connectTimeoutMs: 5000, ...overrides})
+const hostLine = () => `[127.0.0.1]:${port} ${readFileSync(join(dir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`
+
+describe('SSH transport', () => {
+  it('refuses an unknown host key unless --ssh-accept-new, then records it hashed', async () => {
+    rmSync(join(dir, 'known_hosts'), {force: true})
+    await expect(SshShell.connect('n1', '127.0.0.1', port, sshOptions())).rejects.toThrow(/not in .*known_hosts: refusing/)
+    const shell = await SshShell.connect('n1', '127.0.0.1', port, sshOptions({acceptNew: true}))
+    await shell.close()
+    expect(readFileSync(join(dir, 'known_hosts'), 'utf8')).toMatch(/^\|1\|/)
+    const again = await SshShell.connect('n1', '127.0.0.1', port, sshOptions())
+    await again.close()
+  })
+
+  it('works with a known host and a good key: runs in the node, quotes arguments, reports exit codes', async () => {
+    writeFileSync(join(dir, 'known_hosts'), hostLine())
+    const shell = await SshShell.connect('n1', '127.0.0.1', port, sshOptions())
+    try {
+      expect((await shell.run(['hostname'])).stdout.toString().trim()).toBe(lab.nodes[0].name)
+      expect((await shell.run(['ip', '-4', 'addr', 'show', 'eth0'])).stdout.toString()).toContain(lab.nodes[0].underlayIp)
+      expect((await shell.run(['printf', '%s|', "it's", 'a b', '$HOME'])).stdout.toString()).toBe("it's|a b|$HOME|")
+      expect((await shell.run(['sh', '-c', 'exit 5'])).exitCode).toBe(5)
+      expect((await shell.run(['cat'], {stdin: 'piped'})).stdout.toString()).toBe('piped')
+    } finally {
+      await shell.close()
+    }
+  })
+
+  it('refuses a wrong client key and a changed host key', async () => {
+    writeFileSync(join(dir, 'known_hosts'), hostLine())
+    await expect(SshShell.connect('n1', '127.0.0.1', port, sshOptions({identityFile: join(dir, 'other_key')}))).rejects.toThrow(/authentication as root failed/)
+    writeFileSync(join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${readFileSync(join(dir, 'other_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`)
+    await expect(SshShell.connect('n1', '127.0.0.1', port, sshOptions({acceptNew: true}))).rejects.toThrow(/does not match/)
+  })
+
+  it('serves node features through --transport ssh with --ssh-hosts', async () => {
+    writeFileSync(join(dir, 'known_hosts'), hostLine())
+    const options: NodeAccessOptions = {transport: 'ssh', image: DEFAULT_IMAGE, concurrency: 2, podStartTimeoutMs: 1000, ssh: sshOptions(), sshHosts: {[lab.nodes[0].name]: `127.0.0.1:${port}`}}
+    const results = await withNodeAccess(api, options, async (access) => access.forEach(await access.nodes(), async (shell) => (await shell.run(['hostname'])).stdout.toString().trim()))
+    expect(results).toMatchObject([{item: lab.nodes[0].name, ok: true, value: lab.nodes[0].name}])
+  })
+})
