@@ -54,17 +54,32 @@ static __always_inline struct lb4_service *lb_frontend(const struct packet *pkt,
 	return bpf_map_lookup_elem(&pinion_services, key);
 }
 
-static __always_inline struct lb4_backend *lb_pick(struct __sk_buff *skb, struct lb4_key *key,
-						   const struct lb4_service *svc, __u32 *backend_id)
+static __always_inline struct lb4_backend *lb_pick(struct lb4_key *key, const struct lb4_service *svc,
+						   __u32 saddr, __u32 *backend_id)
 {
 	struct lb4_service *slot;
 
-	key->backend_slot = (bpf_get_prandom_u32() % svc->count) + 1;
+	struct lb4_backend *backend;
+	__u16 pick = bpf_get_prandom_u32() % svc->count;
+
+	key->backend_slot = pick + 1;
 	slot = bpf_map_lookup_elem(&pinion_services, key);
 	if (!slot)
 		return 0;
 	*backend_id = slot->backend_id;
-	return bpf_map_lookup_elem(&pinion_backends, backend_id);
+	backend = bpf_map_lookup_elem(&pinion_backends, backend_id);
+	/* A pod calling its own Service would get its own packet back without
+	 * reverse NAT (hairpin needs SNAT, not in v1): prefer another backend. */
+	if (backend && backend->address == saddr && svc->count > 1) {
+		/* Uniform over the other slots. */
+		key->backend_slot = ((pick + 1 + bpf_get_prandom_u32() % (svc->count - 1)) % svc->count) + 1;
+		slot = bpf_map_lookup_elem(&pinion_services, key);
+		if (!slot)
+			return 0;
+		*backend_id = slot->backend_id;
+		backend = bpf_map_lookup_elem(&pinion_backends, backend_id);
+	}
+	return backend;
 }
 
 /* DNAT a packet addressed to a Service frontend; 0 or a drop reason. */
@@ -93,7 +108,7 @@ static __always_inline int lb_dnat(struct __sk_buff *skb, struct packet *pkt, st
 		backend = bpf_map_lookup_elem(&pinion_backends, &backend_id);
 	}
 	if (!backend) {
-		backend = lb_pick(skb, &key, svc, &backend_id);
+		backend = lb_pick(&key, svc, pkt->saddr, &backend_id);
 		if (!backend)
 			return DROP_BACKEND_MISSING;
 	}

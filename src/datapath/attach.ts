@@ -1,31 +1,32 @@
 import {type NodeShell, runChecked} from '../nodes/shell.js'
-import {PROGRAMS, programPinPath} from './catalogue.js'
+import {PROGRAMS} from './catalogue.js'
 
 /** tc filter priority and handle Pinion owns on every pod interface. */
 export const TC_PRIORITY = 1
 export const TC_HANDLE = 1
 
 /**
- * Attach both programs to a pod's host-side interface. `replace` swaps the
- * program in place, so an upgrade never leaves the interface unfiltered.
+ * Attach both programs to pod interfaces in one shell on the node. `replace`
+ * swaps a program in place, so an upgrade never leaves an interface unfiltered.
  */
-export async function attachPrograms(shell: NodeShell, iface: string, pinRoot: string): Promise<void> {
-  const qdisc = await shell.run(['tc', 'qdisc', 'add', 'dev', iface, 'clsact'])
-  if (qdisc.exitCode !== 0 && !/File exists/.test(qdisc.stderr)) {
-    throw new Error(`${shell.node}: cannot add clsact qdisc on ${iface}: ${qdisc.stderr.trim()}`)
-  }
-  for (const program of PROGRAMS) {
-    await runChecked(shell, [
-      'tc', 'filter', 'replace', 'dev', iface, program.hook,
-      'pref', String(TC_PRIORITY), 'handle', String(TC_HANDLE),
-      'bpf', 'direct-action', 'object-pinned', programPinPath(pinRoot, program.name),
-    ])
-  }
+export async function attachPrograms(shell: NodeShell, interfaces: readonly string[], progsDir: string): Promise<void> {
+  if (interfaces.length === 0) return
+  const filters = PROGRAMS.map((program) => `tc filter replace dev "$dev" ${program.hook} pref ${TC_PRIORITY} handle ${TC_HANDLE} bpf direct-action object-pinned "$dir/${program.name}"`).join(' && ')
+  const script = `set -e; dir="$1"; shift; for dev in "$@"; do tc qdisc replace dev "$dev" clsact; ${filters}; done`
+  await runChecked(shell, ['sh', '-c', script, 'attach', progsDir, ...interfaces])
 }
 
-/** Remove Pinion's filters (and the clsact qdisc) from an interface; fine if absent. */
-export async function detachPrograms(shell: NodeShell, iface: string): Promise<void> {
-  await shell.run(['tc', 'qdisc', 'del', 'dev', iface, 'clsact'])
+/** Remove the clsact qdisc (and so Pinion's filters) from interfaces; fine where absent. */
+export async function detachPrograms(shell: NodeShell, interfaces: readonly string[]): Promise<void> {
+  if (interfaces.length === 0) return
+  await shell.run(['sh', '-c', 'for dev in "$@"; do tc qdisc del dev "$dev" clsact 2>/dev/null; done; true', 'detach', ...interfaces])
+}
+
+/** Interfaces of the node whose ingress hook runs from_pod (found by scanning every link). */
+export async function interfacesWithPinion(shell: NodeShell): Promise<string[]> {
+  const script = 'for dev in $(ip -o link show | awk -F": " \'{print $2}\' | cut -d@ -f1); do tc filter show dev "$dev" ingress 2>/dev/null | grep -q "from_pod" && echo "$dev"; done; true'
+  const {stdout} = await runChecked(shell, ['sh', '-c', script])
+  return stdout.toString('utf8').split('\n').filter(Boolean)
 }
 
 /** Program names attached to an interface's ingress and egress hooks, from `tc -j`. */

@@ -1,6 +1,6 @@
 /* Constants of bpf/include/pinion_abi.h that userspace needs. */
 
-export const IDENTITY = {ANY: 0, HOST: 1, WORLD: 2, FIRST_POD: 256, FIRST_CIDR: 1 << 24} as const
+export const IDENTITY = {ANY: 0, HOST: 1, WORLD: 2, REMOTE_NODE: 6, FIRST_POD: 256, FIRST_CIDR: 1 << 24} as const
 
 export const DIRECTION = {EGRESS: 1, INGRESS: 2} as const
 export const DIRECTION_NAME: Record<number, string> = {1: 'egress', 2: 'ingress'}

@@ -13,15 +13,18 @@ import {updateState} from './state.js'
  *                         --veth-- eth0 10.99.0.11 [node-2]   pods 10.244.2.0/24
  */
 
+/** Directories each node keeps to itself (a tmpfs in its mount namespace), as real nodes have their own disks. */
+const NODE_PRIVATE_DIRS = ['/var/lib/pinion', '/var/log/pinion']
+
 /**
- * New mount and UTS namespaces (own bpffs, own hostname) held by a process
+ * New mount and UTS namespaces (own bpffs, own state directories, own hostname) held by a process
  * that lives as long as the lab: nsenter reaches them through /proc/PID/ns.
  * (Bind-mounting fresh mount namespaces onto files fails with EINVAL on some
  * kernels; a holder process needs no mount at all, and killing it frees the
  * namespaces, the bpffs and every pin in it.)
  */
 async function holdNamespaces(node: LabNode): Promise<number> {
-  const holder = spawn('unshare', ['--mount', '--uts', '--propagation', 'private', 'sh', '-c', `mount -t bpf bpf /sys/fs/bpf && hostname ${node.name} && echo ready && exec sleep infinity`], {stdio: ['ignore', 'pipe', 'pipe'], detached: true})
+  const holder = spawn('unshare', ['--mount', '--uts', '--propagation', 'private', 'sh', '-c', `mount -t bpf bpf /sys/fs/bpf && mkdir -p ${NODE_PRIVATE_DIRS.join(' ')} && ${NODE_PRIVATE_DIRS.map((dir) => `mount -t tmpfs tmpfs ${dir}`).join(' && ')} && hostname ${node.name} && echo ready && exec sleep infinity`], {stdio: ['ignore', 'pipe', 'pipe'], detached: true})
   let stderr = ''
   holder.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   await new Promise<void>((resolve, reject) => {

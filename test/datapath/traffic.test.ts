@@ -45,8 +45,7 @@ beforeAll(async () => {
     ...frontendEntries({vip: VIP, port: 53, protocol: 'udp', revNatIndex: 2, backends: [{id: 2, ip: B, port: 5353}]}),
     ...frontendEntries({vip: VIP, port: 0, protocol: 'icmp', revNatIndex: 3, backends: [{id: 3, ip: B, port: 0}]}),
   ])
-  await attachPrograms(dp.shell, 'hA', dp.pinRoot)
-  await attachPrograms(dp.shell, 'hB', dp.pinRoot)
+  await attachPrograms(dp.shell, ['hA', 'hB'], `${dp.pinRoot}/progs`)
   server = await startPodServer(podB, 'default/pod-b', {tcp: [8080], udp: [5353]})
 })
 

@@ -4,7 +4,7 @@ import {errorMessage} from '../../lib/errors.js'
 import {SERVICE_CIDR} from '../config.js'
 import type {LabKubelet} from './kubelet.js'
 import {findResource, type ResourceKind} from './resources.js'
-import {matchesSelector} from './selectors.js'
+import {matchesSelector} from '../../lib/selectors.js'
 import type {LabBackend} from './server.js'
 import {ApiError, type KubeObject, type ObjectStore} from './store.js'
 

@@ -6,7 +6,7 @@ import {WebSocketServer} from 'ws'
 import type {LabCredentials} from '../certs.js'
 import {handleExec} from './exec.js'
 import {apiVersionOf, findResource, type ResourceKind, RESOURCES, VERBS} from './resources.js'
-import {parseFieldSelector, parseLabelSelector, SelectorError} from './selectors.js'
+import {parseFieldSelector, parseLabelSelector, SelectorError} from '../../lib/selectors.js'
 import {ApiError, type KubeObject, type ObjectStore, type WatchEvent} from './store.js'
 
 /** What the API layer needs from the lab's controllers (admission, exec, logs). */

@@ -1,0 +1,35 @@
+import {clients} from '../cluster/kubeconfig.js'
+import {type NodeOutcome, uninstall} from '../install/install.js'
+import {BaseCommand} from '../lib/base-command.js'
+import {pinRootFlag} from '../lib/datapath-flags.js'
+import {formatDuration} from '../lib/duration.js'
+import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import type {Column} from '../lib/render.js'
+
+export const outcomeColumns: Column<NodeOutcome>[] = [
+  {header: 'NODE', get: (row) => row.node},
+  {header: 'RESULT', get: (row) => (row.ok ? row.action : 'FAILED')},
+  {header: 'KERNEL', get: (row) => row.preflight?.kernel},
+  {header: 'ENDPOINTS', get: (row) => row.result?.endpoints ?? row.plan?.endpoints},
+  {header: 'MAP CHANGES', get: (row) => (row.result ? `+${row.result.changes.updated} -${row.result.changes.deleted}` : row.plan ? `${row.plan.entries} planned` : undefined)},
+  {header: 'TIME', get: (row) => formatDuration(row.durationMs)},
+  {header: 'ERROR', get: (row) => row.error},
+]
+
+/** Exit non-zero naming every failed node and why. */
+export function reportFailures(command: BaseCommand, outcomes: readonly NodeOutcome[]): void {
+  const failed = outcomes.filter((outcome) => !outcome.ok)
+  if (failed.length) command.error(`${failed.length} of ${outcomes.length} nodes failed: ${failed.map((outcome) => `${outcome.node} (${outcome.error})`).join('; ')}`, {exit: 1})
+}
+
+export default class Uninstall extends BaseCommand {
+  static override description = 'Detach and unpin everything Pinion made on every node (idempotent)'
+  static override flags = {...nodeFlags, ...pinRootFlag}
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Uninstall)
+    const outcomes = await uninstall(clients(this.globals), {nodes: flags.node, access: nodeAccessOptions(flags), pinRoot: flags['pin-root'], progress: true})
+    this.render({data: outcomes, rows: outcomes, columns: outcomeColumns.filter((column) => ['NODE', 'RESULT', 'TIME', 'ERROR'].includes(column.header))})
+    reportFailures(this, outcomes)
+  }
+}

@@ -1,0 +1,102 @@
+import {createHash} from 'node:crypto'
+import {existsSync, readFileSync} from 'node:fs'
+import {fileURLToPath} from 'node:url'
+import type {Clients} from '../cluster/kubeconfig.js'
+import {readSnapshot} from '../cluster/snapshot.js'
+import {BPF_OBJECT} from '../datapath/catalogue.js'
+import {UserError} from '../lib/errors.js'
+import {NodeProgress} from '../lib/progress.js'
+import {PINION_VERSION} from '../lib/version-info.js'
+import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
+import type {NodeShell} from '../nodes/shell.js'
+import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
+import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
+import {readNodeRecord} from './node-state.js'
+import {preflight, type Preflight} from './preflight.js'
+
+export interface ClusterOptions {
+  nodes: readonly string[]
+  access: NodeAccessOptions
+  pinRoot: string
+  /** Show progress on stderr. */
+  progress: boolean
+}
+
+export interface NodeOutcome {
+  node: string
+  ok: boolean
+  action?: string
+  preflight?: Preflight
+  result?: NodeInstallResult
+  plan?: {endpoints: number; entries: number}
+  error?: string
+  durationMs: number
+}
+
+/** The compiled datapath shipped with this CLI. */
+export function datapathObject(): DatapathObject {
+  const path = fileURLToPath(new URL(`../../dist/bpf/${BPF_OBJECT}`, import.meta.url))
+  if (!existsSync(path)) throw new UserError(`the datapath object ${path} is missing: run \`make build\``)
+  const data = readFileSync(path)
+  return {data, sha: createHash('sha256').update(data).digest('hex'), version: PINION_VERSION}
+}
+
+/**
+ * Run one step on every selected node with the cluster's plan for it, with
+ * progress, bounded concurrency and per-node outcomes (one node's failure
+ * never stops the others).
+ */
+async function onNodes(api: Clients, options: ClusterOptions, label: string, step: (shell: NodeShell, plan: NodePlan, report: (text: string) => void) => Promise<Omit<NodeOutcome, 'node' | 'durationMs' | 'ok'>>): Promise<NodeOutcome[]> {
+  const planner = new ClusterPlanner(await readSnapshot(api))
+  return withNodeAccess(api, options.access, async (access) => {
+    const nodes = await access.nodes(options.nodes)
+    const plans = new Map(planner.plan(nodes).map((plan) => [plan.node, plan]))
+    const progress = options.progress ? new NodeProgress(nodes, label) : undefined
+    const settled = await access.forEach(nodes, async (shell, node) => {
+      progress?.update(node, 'starting')
+      try {
+        const outcome = await step(shell, plans.get(node)!, (text) => progress?.update(node, text))
+        progress?.done(node)
+        return outcome
+      } catch (error) {
+        progress?.done(node, (error as Error).message)
+        throw error
+      }
+    })
+    await progress?.finish()
+    return settled.map((result) => ({node: result.item, ok: result.ok, ...result.value, error: result.error, durationMs: result.durationMs}))
+  })
+}
+
+export async function install(api: Clients, options: ClusterOptions & {dryRun: boolean}): Promise<NodeOutcome[]> {
+  const object = datapathObject()
+  return onNodes(api, options, 'install', async (shell, plan, report) => {
+    report('preflight')
+    const checks = await preflight(shell, options.pinRoot)
+    if (!checks.ok) throw new Error(`preflight failed: ${checks.problems.join('; ')}`)
+    const planned = {endpoints: plan.endpoints.length, entries: plan.entries.length + plan.endpoints.length}
+    if (options.dryRun) return {action: 'would install', preflight: checks, plan: planned}
+    const result = await installNode(shell, plan, object, options.pinRoot, report)
+    return {action: result.action, preflight: checks, result, plan: planned}
+  })
+}
+
+/** Recompute from the cluster and apply only the differences; nodes must be installed. */
+export async function sync(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
+  const object = datapathObject()
+  return onNodes(api, options, 'sync', async (shell, plan, report) => {
+    const record = await readNodeRecord(shell)
+    if (!record) throw new Error('Pinion is not installed on this node: run `pinion install`')
+    // Sync keeps the installed programs: it only fills maps and attaches new pods.
+    const result = await installNode(shell, plan, {...object, sha: record.objectSha}, options.pinRoot, report)
+    return {action: result.changes.updated + result.changes.deleted > 0 ? 'synced' : 'unchanged', result}
+  })
+}
+
+export async function uninstall(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
+  return onNodes(api, options, 'uninstall', async (shell, _plan, report) => {
+    report('detaching and unpinning')
+    const result = await uninstallNode(shell, options.pinRoot)
+    return {action: result.wasInstalled ? `removed (${result.interfaces} interfaces)` : 'not installed'}
+  })
+}

@@ -1,0 +1,114 @@
+import {attachPrograms, detachPrograms, interfacesWithPinion} from '../datapath/attach.js'
+import {BpfTool} from '../datapath/bpftool.js'
+import {DATAPATH_ABI_VERSION, MAPS, mapPinPath} from '../datapath/catalogue.js'
+import {copyIn} from '../nodes/copy.js'
+import {type NodeShell, runChecked} from '../nodes/shell.js'
+import {applyEntries, endpointEntries, type MapChanges, type NodeInterface} from '../sync/apply.js'
+import type {NodePlan} from '../sync/plan.js'
+import {NODE_STATE_DIR, readNodeRecord, writeNodeRecord} from './node-state.js'
+
+export interface DatapathObject {
+  data: Buffer
+  sha: string
+  version: string
+}
+
+export interface NodeInstallResult {
+  action: 'installed' | 'upgraded' | 'unchanged' | 'synced'
+  interfaces: number
+  endpoints: number
+  changes: MapChanges
+}
+
+/** Pod IP -> host-side interface, from the node's /32 routes and links (two commands). */
+export async function resolveInterfaces(shell: NodeShell): Promise<Map<string, NodeInterface>> {
+  const routes = JSON.parse((await runChecked(shell, ['ip', '-j', '-4', 'route', 'show', 'table', 'main'])).stdout.toString('utf8') || '[]') as {dst: string; dev?: string; gateway?: string}[]
+  const links = JSON.parse((await runChecked(shell, ['ip', '-j', 'link', 'show'])).stdout.toString('utf8') || '[]') as {ifname: string; ifindex: number; address: string}[]
+  const byName = new Map(links.map((link) => [link.ifname, link]))
+  const out = new Map<string, NodeInterface>()
+  for (const route of routes) {
+    if (!route.dev || route.gateway || !/^\d+\.\d+\.\d+\.\d+(\/32)?$/.test(route.dst)) continue
+    const link = byName.get(route.dev)
+    if (link) out.set(route.dst.replace('/32', ''), {name: link.ifname, ifindex: link.ifindex, mac: link.address})
+  }
+  return out
+}
+
+async function pinnedPrograms(shell: NodeShell, pinRoot: string): Promise<boolean> {
+  return (await shell.run(['sh', '-c', 'test -e "$1/progs/from_pod" && test -e "$1/progs/to_pod"', 'check', pinRoot])).exitCode === 0
+}
+
+/**
+ * Load a new object next to the running one: programs into progs_new, maps
+ * that already exist reused (conntrack survives), new maps pinned. Nothing
+ * running changes until the programs are attached. bpffs names cannot hold dots.
+ */
+async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string): Promise<void> {
+  await runChecked(shell, ['sh', '-c', 'mkdir -p "$1/maps" && rm -rf "$1/progs_new" "$1/maps_new"', 'stage', pinRoot])
+  const existing = new Set((await runChecked(shell, ['ls', `${pinRoot}/maps`])).stdout.toString('utf8').split('\n').filter(Boolean))
+  const reuse: Record<string, string> = {}
+  for (const spec of MAPS) {
+    if (!existing.has(spec.name)) continue
+    const shown = JSON.parse((await runChecked(shell, ['bpftool', '-j', 'map', 'show', 'pinned', mapPinPath(pinRoot, spec.name)])).stdout.toString('utf8')) as {bytes_key: number; bytes_value: number; max_entries: number}
+    const compatible = shown.bytes_key === spec.key.size && (spec.value ? shown.bytes_value === spec.value.size : true)
+    if (!compatible) throw new Error(`pinned map ${spec.name} has another layout (key ${shown.bytes_key} B, value ${shown.bytes_value} B); a layout change needs a new map name`)
+    reuse[spec.name] = mapPinPath(pinRoot, spec.name)
+  }
+  await new BpfTool(shell).loadAll(objectPath, `${pinRoot}/progs_new`, `${pinRoot}/maps_new`, reuse)
+  // New maps move into place; pins of reused maps in maps_new are duplicates and go.
+  await runChecked(shell, ['sh', '-c', 'cd "$1/maps_new" && for m in *; do [ -e "$1/maps/$m" ] || mv "$m" "$1/maps/$m"; done; rm -rf "$1/maps_new"', 'promote', pinRoot])
+}
+
+/**
+ * Install or upgrade the datapath on one node and fill its maps from the plan.
+ * Idempotent. On failure the node goes back to how it was: a fresh node is
+ * uninstalled, an installed one keeps (or gets back) its previous programs.
+ */
+export async function installNode(shell: NodeShell, plan: NodePlan, object: DatapathObject, pinRoot: string, progress: (step: string) => void): Promise<NodeInstallResult> {
+  const previous = await readNodeRecord(shell)
+  const hadPrograms = previous !== undefined && (await pinnedPrograms(shell, pinRoot))
+  const upgrade = !hadPrograms || previous.objectSha !== object.sha
+  const interfaces = await resolveInterfaces(shell)
+  const podInterfaces = plan.endpoints.flatMap((endpoint) => interfaces.get(endpoint.ip)?.name ?? [])
+  try {
+    if (upgrade) {
+      const objectDir = `${NODE_STATE_DIR}/bpf`
+      const objectName = `pinion-${object.sha.slice(0, 12)}.bpf.o`
+      progress('copying the datapath object')
+      await copyIn(shell, objectDir, [{name: objectName, data: object.data}])
+      progress('loading programs and maps')
+      await loadStaged(shell, pinRoot, `${objectDir}/${objectName}`)
+      progress(`attaching to ${podInterfaces.length} pod interfaces`)
+      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs_new`)
+      await runChecked(shell, ['sh', '-c', 'rm -rf "$1/progs" && mv "$1/progs_new" "$1/progs"', 'swap', pinRoot])
+    } else {
+      progress(`attaching to ${podInterfaces.length} pod interfaces`)
+      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`)
+    }
+    progress('filling maps')
+    const changes = await applyEntries(new BpfTool(shell), pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)])
+    const now = new Date().toISOString()
+    await writeNodeRecord(shell, {version: object.version, abi: DATAPATH_ABI_VERSION, objectSha: object.sha, pinRoot, installedAt: upgrade ? now : previous!.installedAt, lastSync: now, interfaces: podInterfaces, endpoints: plan.endpoints.length})
+    const action = !hadPrograms ? 'installed' : upgrade ? 'upgraded' : changes.updated + changes.deleted > 0 ? 'synced' : 'unchanged'
+    return {action, interfaces: podInterfaces.length, endpoints: plan.endpoints.length, changes}
+  } catch (error) {
+    progress('failed: rolling back')
+    if (!hadPrograms) {
+      await uninstallNode(shell, pinRoot)
+    } else {
+      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`).catch(() => {})
+      await shell.run(['rm', '-rf', `${pinRoot}/progs_new`, `${pinRoot}/maps_new`])
+    }
+    throw error
+  }
+}
+
+/** Detach from every interface, unpin everything and remove Pinion's files; idempotent. */
+export async function uninstallNode(shell: NodeShell, pinRoot: string): Promise<{interfaces: number; wasInstalled: boolean}> {
+  const record = await readNodeRecord(shell)
+  const attached = await interfacesWithPinion(shell)
+  await detachPrograms(shell, attached)
+  const pinned = (await shell.run(['test', '-e', pinRoot])).exitCode === 0
+  await runChecked(shell, ['rm', '-rf', pinRoot, NODE_STATE_DIR])
+  return {interfaces: attached.length, wasInstalled: Boolean(record) || pinned || attached.length > 0}
+}

@@ -1,0 +1,71 @@
+import type {Clients} from '../cluster/kubeconfig.js'
+import {interfacesWithPinion} from '../datapath/attach.js'
+import {MAPS} from '../datapath/catalogue.js'
+import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
+import {type NodeShell, runChecked} from '../nodes/shell.js'
+import {readNodeRecord} from './node-state.js'
+
+export interface MapFill {
+  name: string
+  entries: number
+  maxEntries: number
+}
+
+export interface NodeStatus {
+  node: string
+  installed: boolean
+  health: 'healthy' | 'degraded' | 'not installed' | 'unreachable'
+  problems: string[]
+  version?: string
+  programs: string[]
+  attachedInterfaces: number
+  endpoints: number
+  lastSync?: string
+  maps: MapFill[]
+  error?: string
+}
+
+/** Entry counts of every pinned Pinion map, counted on the node in one command. */
+export async function mapFill(shell: NodeShell, pinRoot: string): Promise<MapFill[]> {
+  const names = MAPS.filter((map) => map.type !== 'perf_event_array').map((map) => map.name)
+  const script = 'root="$1"; shift; for m in "$@"; do p="$root/maps/$m"; [ -e "$p" ] || continue; n=$(bpftool -j map dump pinned "$p" | grep -o \'"key":\[\' | wc -l); max=$(bpftool -j map show pinned "$p" | sed -n \'s/.*"max_entries":\\([0-9]*\\).*/\\1/p\'); echo "$m $n $max"; done'
+  const {stdout} = await runChecked(shell, ['sh', '-c', script, 'fill', pinRoot, ...names])
+  return stdout.toString('utf8').trim().split('\n').filter(Boolean).map((line) => {
+    const [name, entries, maxEntries] = line.split(' ')
+    return {name, entries: Number(entries), maxEntries: Number(maxEntries)}
+  })
+}
+
+export async function nodeStatus(shell: NodeShell, node: string, pinRoot: string): Promise<NodeStatus> {
+  const record = await readNodeRecord(shell)
+  const programs = (await shell.run(['ls', `${pinRoot}/progs`])).stdout.toString('utf8').split('\n').filter(Boolean)
+  const attached = await interfacesWithPinion(shell)
+  const maps = await mapFill(shell, pinRoot)
+  const problems: string[] = []
+  if (record) {
+    if (!programs.includes('from_pod') || !programs.includes('to_pod')) problems.push('programs are not pinned')
+    const missing = record.interfaces.filter((iface) => !attached.includes(iface))
+    if (missing.length) problems.push(`not attached to ${missing.join(', ')}`)
+    for (const map of maps) if (map.maxEntries && map.entries / map.maxEntries > 0.9) problems.push(`${map.name} is ${Math.round((100 * map.entries) / map.maxEntries)}% full`)
+  }
+  return {
+    node,
+    installed: Boolean(record),
+    health: !record ? 'not installed' : problems.length ? 'degraded' : 'healthy',
+    problems,
+    version: record?.version,
+    programs,
+    attachedInterfaces: attached.length,
+    endpoints: maps.find((map) => map.name === 'pinion_endpoint')?.entries ?? 0,
+    lastSync: record?.lastSync,
+    maps,
+  }
+}
+
+export async function clusterStatus(api: Clients, access: NodeAccessOptions, nodes: readonly string[], pinRoot: string): Promise<NodeStatus[]> {
+  return withNodeAccess(api, access, async (session) => {
+    const names = await session.nodes(nodes)
+    const results = await session.forEach(names, (shell, node) => nodeStatus(shell, node, pinRoot))
+    return results.map((result) => result.value ?? {node: result.item, installed: false, health: 'unreachable', problems: [result.error ?? 'unreachable'], programs: [], attachedInterfaces: 0, endpoints: 0, maps: [], error: result.error})
+  })
+}

@@ -1,0 +1,54 @@
+import type {BpfTool} from '../datapath/bpftool.js'
+import {mapPinPath} from '../datapath/catalogue.js'
+import {endpointEntry, type MapEntry} from '../datapath/entries.js'
+import type {NodePlan} from './plan.js'
+
+/** Maps whose whole content the control plane owns (not conntrack, metrics, events or config). */
+export const MANAGED_MAPS = ['pinion_backends', 'pinion_revnat', 'pinion_services', 'pinion_ipcache', 'pinion_polnames', 'pinion_policy', 'pinion_endpoint'] as const
+
+export interface NodeInterface {
+  name: string
+  ifindex: number
+  mac: string
+}
+
+/** Endpoint entries need the node's interface of each pod (found by its /32 route). */
+export function endpointEntries(plan: NodePlan, interfaces: ReadonlyMap<string, NodeInterface>): MapEntry[] {
+  return plan.endpoints.flatMap((endpoint) => {
+    const link = interfaces.get(endpoint.ip)
+    if (!link) return []
+    return [endpointEntry({ip: endpoint.ip, ifindex: link.ifindex, endpointId: endpoint.endpointId, identity: endpoint.identity, ingressDenyCookie: endpoint.ingressDenyCookie, egressDenyCookie: endpoint.egressDenyCookie, nodeMac: link.mac})]
+  })
+}
+
+export interface MapChanges {
+  updated: number
+  deleted: number
+  byMap: Record<string, {updated: number; deleted: number}>
+}
+
+/**
+ * Make the managed maps hold exactly `entries`: read each map, write only
+ * what differs (one bpftool batch per map), delete what is no longer wanted.
+ * Rules and backends are written before the entries that point at them.
+ */
+export async function applyEntries(bpftool: BpfTool, pinRoot: string, entries: readonly MapEntry[], options: {dryRun?: boolean} = {}): Promise<MapChanges> {
+  const changes: MapChanges = {updated: 0, deleted: 0, byMap: {}}
+  const deletions: {map: string; keys: Buffer[]}[] = []
+  for (const map of MANAGED_MAPS) {
+    const path = mapPinPath(pinRoot, map)
+    const current = new Map((await bpftool.dumpMap(path)).map((row) => [row.key.toString('hex'), row.value?.toString('hex')]))
+    const wanted = new Map(entries.filter((entry) => entry.map === map).map((entry) => [entry.key.toString('hex'), entry]))
+    const updates = [...wanted].filter(([key, entry]) => current.get(key) !== entry.value.toString('hex')).map(([, entry]) => entry)
+    const stale = [...current.keys()].filter((key) => !wanted.has(key)).map((key) => Buffer.from(key, 'hex'))
+    if (!options.dryRun) await bpftool.batch(path, updates)
+    deletions.push({map, keys: stale})
+    changes.byMap[map] = {updated: updates.length, deleted: stale.length}
+    changes.updated += updates.length
+    changes.deleted += stale.length
+  }
+  if (!options.dryRun) {
+    for (const {map, keys} of deletions.reverse()) await bpftool.batch(mapPinPath(pinRoot, map), [], keys)
+  }
+  return changes
+}
