@@ -7,7 +7,7 @@ import {BPF_OBJECT} from '../datapath/catalogue.js'
 import {UserError} from '../lib/errors.js'
 import {NodeProgress} from '../lib/progress.js'
 import {PINION_VERSION} from '../lib/version-info.js'
-import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
+import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
 import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
@@ -46,26 +46,32 @@ export function datapathObject(): DatapathObject {
  * progress, bounded concurrency and per-node outcomes (one node's failure
  * never stops the others).
  */
-async function onNodes(api: Clients, options: ClusterOptions, label: string, step: (shell: NodeShell, plan: NodePlan, report: (text: string) => void) => Promise<Omit<NodeOutcome, 'node' | 'durationMs' | 'ok'>>): Promise<NodeOutcome[]> {
+type NodeStep = (shell: NodeShell, plan: NodePlan, report: (text: string) => void) => Promise<Omit<NodeOutcome, 'node' | 'durationMs' | 'ok'>>
+
+async function onNodes(api: Clients, options: ClusterOptions, label: string, step: NodeStep): Promise<NodeOutcome[]> {
+  return withNodeAccess(api, options.access, (access) => onNodesWith(api, access, options, label, step))
+}
+
+async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOptions, label: string, step: NodeStep): Promise<NodeOutcome[]> {
   const planner = new ClusterPlanner(await readSnapshot(api))
-  return withNodeAccess(api, options.access, async (access) => {
-    const nodes = await access.nodes(options.nodes)
-    const plans = new Map(planner.plan(nodes).map((plan) => [plan.node, plan]))
-    const progress = options.progress ? new NodeProgress(nodes, label) : undefined
-    const settled = await access.forEach(nodes, async (shell, node) => {
-      progress?.update(node, 'starting')
-      try {
-        const outcome = await step(shell, plans.get(node)!, (text) => progress?.update(node, text))
-        progress?.done(node)
-        return outcome
-      } catch (error) {
-        progress?.done(node, (error as Error).message)
-        throw error
-      }
-    })
-    await progress?.finish()
-    return settled.map((result) => ({node: result.item, ok: result.ok, ...result.value, error: result.error, durationMs: result.durationMs}))
+  const nodes = await access.nodes(options.nodes)
+  const plans = new Map(planner.plan(nodes).map((plan) => [plan.node, plan]))
+  const progress = options.progress ? new NodeProgress(nodes, label) : undefined
+  const settled = await access.forEach(nodes, async (shell, node) => {
+    progress?.update(node, 'starting')
+    try {
+      const outcome = await step(shell, plans.get(node)!, (text) => progress?.update(node, text))
+      progress?.done(node)
+      return outcome
+    } catch (error) {
+      progress?.done(node, (error as Error).message)
+      throw error
+    }
   })
+  await progress?.finish()
+  // A node that failed gets a fresh shell next time (its debug pod may be gone).
+  for (const result of settled) if (!result.ok) access.forget(result.item)
+  return settled.map((result) => ({node: result.item, ok: result.ok, ...result.value, error: result.error, durationMs: result.durationMs}))
 }
 
 export async function install(api: Clients, options: ClusterOptions & {dryRun: boolean}): Promise<NodeOutcome[]> {
@@ -83,8 +89,12 @@ export async function install(api: Clients, options: ClusterOptions & {dryRun: b
 
 /** Recompute from the cluster and apply only the differences; nodes must be installed. */
 export async function sync(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
+  return withNodeAccess(api, options.access, (access) => syncWith(api, access, options))
+}
+
+export async function syncWith(api: Clients, access: NodeAccess, options: ClusterOptions): Promise<NodeOutcome[]> {
   const object = datapathObject()
-  return onNodes(api, options, 'sync', async (shell, plan, report) => {
+  return onNodesWith(api, access, options, 'sync', async (shell, plan, report) => {
     const record = await readNodeRecord(shell)
     if (!record) throw new Error('Pinion is not installed on this node: run `pinion install`')
     // Sync keeps the installed programs: it only fills maps and attaches new pods.

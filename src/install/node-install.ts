@@ -109,6 +109,7 @@ export async function uninstallNode(shell: NodeShell, pinRoot: string): Promise<
   const attached = await interfacesWithPinion(shell)
   await detachPrograms(shell, attached)
   const pinned = (await shell.run(['test', '-e', pinRoot])).exitCode === 0
-  await runChecked(shell, ['rm', '-rf', pinRoot, NODE_STATE_DIR])
+  // The state directory may be a mount point (lab nodes): empty it, then try to remove it.
+  await runChecked(shell, ['sh', '-c', 'rm -rf "$1" && if [ -d "$2" ]; then find "$2" -mindepth 1 -delete && rmdir "$2" 2>/dev/null; fi; true', 'uninstall', pinRoot, NODE_STATE_DIR])
   return {interfaces: attached.length, wasInstalled: Boolean(record) || pinned || attached.length > 0}
 }

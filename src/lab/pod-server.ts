@@ -2,7 +2,7 @@
  * The lab's built-in workload: answers on its declared TCP and UDP ports with
  * one line naming the pod and port, so probes and tests can tell who answered.
  * Run inside a pod's network namespace:
- *   node dist/lab/pod-server.js --name ns/pod --tcp 80,8080 --udp 53
+ *   node dist/lab/pod-server.js --name ns/pod --tcp 80,8080 --udp 53 --echo 7
  * Prints "ready" once every port is bound.
  */
 import {createSocket} from 'node:dgram'
@@ -23,6 +23,15 @@ function log(message: string): void {
 }
 
 const listening: Promise<void>[] = []
+// Echo ports keep a connection open and echo what arrives: long-lived flows for tests.
+for (const port of ports('--echo')) {
+  const server = createServer((socket) => {
+    socket.on('error', () => {})
+    log(`echo ${port} connection from ${socket.remoteAddress}:${socket.remotePort}`)
+    socket.pipe(socket)
+  })
+  listening.push(new Promise((resolve) => server.listen(port, '0.0.0.0', () => resolve())))
+}
 for (const port of ports('--tcp')) {
   const server = createServer((socket) => {
     socket.on('error', () => {})

@@ -2,7 +2,8 @@ import type {Clients} from '../cluster/kubeconfig.js'
 
 /**
  * The sample workload `lab up` creates: per node N pods labelled app=web that
- * answer on TCP 80 and UDP 53, and a ClusterIP Service "web" over them.
+ * answer on TCP 80 and UDP 53 (and echo on TCP 7), and a ClusterIP Service
+ * "web" over ports 80 and 53.
  */
 export function workloadPods(nodeNames: readonly string[], perNode: number) {
   return nodeNames.flatMap((node, n) =>
@@ -12,7 +13,7 @@ export function workloadPods(nodeNames: readonly string[], perNode: number) {
       metadata: {name: `web-${n + 1}-${i + 1}`, namespace: 'default', labels: {app: 'web'}},
       spec: {
         nodeName: node,
-        containers: [{name: 'web', image: 'pinion.dev/lab-server:1', ports: [{name: 'http', containerPort: 80, protocol: 'TCP'}, {name: 'dns', containerPort: 53, protocol: 'UDP'}]}],
+        containers: [{name: 'web', image: 'pinion.dev/lab-server:1', ports: [{name: 'http', containerPort: 80, protocol: 'TCP'}, {name: 'dns', containerPort: 53, protocol: 'UDP'}, {name: 'echo', containerPort: 7, protocol: 'TCP'}]}],
       },
     })),
   )

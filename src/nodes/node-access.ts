@@ -76,6 +76,13 @@ export class NodeAccess {
     return SshShell.connect(node, match[1].replace(/^\[|\]$/g, ''), match[2] ? Number(match[2]) : 22, this.options.ssh)
   }
 
+  /** Drop a node's shell so the next use opens a new one (after a failure). */
+  forget(node: string): void {
+    const shell = this.shells.get(node)
+    this.shells.delete(node)
+    void shell?.then((opened) => opened.close()).catch(() => {})
+  }
+
   /** Run fn on every node with bounded concurrency; a node's failure is its own result. */
   forEach<T>(nodes: readonly string[], fn: (shell: NodeShell, node: string) => Promise<T>): Promise<Settled<T>[]> {
     return mapSettled(nodes, this.options.concurrency, async (node) => fn(await this.shell(node), node))

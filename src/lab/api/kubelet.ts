@@ -39,6 +39,7 @@ function shortHash(text: string): string {
 }
 
 interface ContainerPort {
+  name?: string
   containerPort: number
   protocol?: string
 }
@@ -103,11 +104,12 @@ export class LabKubelet {
     await addNetns(netns)
     await addPodInterface({nodeNetns: node.netns, podNetns: netns, hostIf: `lx${hash}`, podIp: ip})
     const ports = spec.containers.flatMap((container) => container.ports ?? [])
-    const tcp = ports.filter((port) => (port.protocol ?? 'TCP') === 'TCP').map((port) => port.containerPort)
+    const echo = ports.filter((port) => port.name === 'echo').map((port) => port.containerPort)
+    const tcp = ports.filter((port) => (port.protocol ?? 'TCP') === 'TCP' && port.name !== 'echo').map((port) => port.containerPort)
     const udp = ports.filter((port) => port.protocol === 'UDP').map((port) => port.containerPort)
-    if (tcp.length || udp.length) {
+    if (tcp.length || udp.length || echo.length) {
       const fd = openSync(log, 'a')
-      const child = spawn('ip', ['netns', 'exec', netns, ...POD_SERVER, '--name', `${pod.metadata.namespace}/${pod.metadata.name}`, '--tcp', tcp.join(','), '--udp', udp.join(',')], {detached: true, stdio: ['ignore', fd, fd]})
+      const child = spawn('ip', ['netns', 'exec', netns, ...POD_SERVER, '--name', `${pod.metadata.namespace}/${pod.metadata.name}`, '--tcp', tcp.join(','), '--udp', udp.join(','), '--echo', echo.join(',')], {detached: true, stdio: ['ignore', fd, fd]})
       closeSync(fd)
       child.unref()
       sandbox.pid = child.pid

@@ -1,0 +1,42 @@
+import {Flags} from '@oclif/core'
+import {clients} from '../cluster/kubeconfig.js'
+import {sync, syncWith} from '../install/install.js'
+import {BaseCommand} from '../lib/base-command.js'
+import {pinRootFlag} from '../lib/datapath-flags.js'
+import {parseDuration} from '../lib/duration.js'
+import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import {withNodeAccess} from '../nodes/node-access.js'
+import {watchAndSync} from '../sync/watch.js'
+import {outcomeColumns, reportFailures} from './uninstall.js'
+
+export default class Sync extends BaseCommand {
+  static override description = 'Recompute the dataplane from the cluster and apply only the differences to every node\'s maps; --watch keeps them current'
+  static override examples = ['<%= config.bin %> sync', '<%= config.bin %> sync --watch']
+  static override flags = {
+    ...nodeFlags,
+    ...pinRootFlag,
+    watch: Flags.boolean({description: 'Follow API watches and keep maps current until interrupted', default: false}),
+    'resync-interval': Flags.string({description: 'With --watch: full resync at least this often', default: '5m'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(Sync)
+    const api = clients(this.globals)
+    const options = {nodes: flags.node, access: nodeAccessOptions(flags), pinRoot: flags['pin-root'], progress: !flags.watch}
+    if (!flags.watch) {
+      const outcomes = await sync(api, options)
+      this.render({data: outcomes, rows: outcomes, columns: outcomeColumns.filter((column) => column.header !== 'KERNEL')})
+      reportFailures(this, outcomes)
+      return
+    }
+    const stop = new AbortController()
+    process.once('SIGINT', () => stop.abort())
+    process.once('SIGTERM', () => stop.abort())
+    await withNodeAccess(api, options.access, (access) => watchAndSync(api, {debounceMs: 300, resyncMs: parseDuration(flags['resync-interval']), watchTimeoutSeconds: 300, signal: stop.signal, onError: (message) => this.note(`warning: ${message}`)}, async (reason) => {
+      const outcomes = await syncWith(api, access, options)
+      const line = outcomes.map((outcome) => `${outcome.node}=${outcome.ok ? `${outcome.action}(+${outcome.result?.changes.updated ?? 0}/-${outcome.result?.changes.deleted ?? 0})` : `FAILED(${outcome.error})`}`).join(' ')
+      if (this.globals.output === 'json') this.log(JSON.stringify({time: new Date().toISOString(), reason, nodes: outcomes}))
+      else this.log(`${new Date().toISOString()} ${reason}: ${line}`)
+    }))
+  }
+}
