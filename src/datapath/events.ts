@@ -1,6 +1,7 @@
 import type {Decoded} from './codec.js'
 import {CT_STATE_NAME, DIRECTION_NAME, EVENT_FLAG, EVENT_TYPE, protoName, tcpFlagNames, VERDICT} from './constants.js'
 import {dropReasonId, dropReasonText} from './drop-reasons.js'
+import {JsonObjectStream} from './json-stream.js'
 import {dropEvent, eventHeader, policyEvent, traceEvent} from './structs.js'
 
 /** A datapath event decoded from the perf buffer, with names instead of numbers. */
@@ -81,42 +82,12 @@ export function decodeEvent(sample: Buffer): DatapathEvent {
 
 export type PipeRecord = {kind: 'sample'; cpu: number; data: Buffer} | {kind: 'lost'; cpu: number; count: number}
 
-/**
- * Incremental parser of `bpftool -j map event_pipe` output: one JSON array
- * whose objects arrive over time. Feed chunks; get complete records back.
- */
+/** Parser of `bpftool -j map event_pipe` output: one JSON array whose objects arrive over time. */
 export class EventPipeParser {
-  private buffer = ''
-  private depth = 0
-  private start = -1
-  private scanned = 0
+  private readonly objects = new JsonObjectStream()
 
   push(chunk: string): PipeRecord[] {
-    this.buffer += chunk
-    const records: PipeRecord[] = []
-    for (let i = this.scanned; i < this.buffer.length; i++) {
-      const ch = this.buffer[i]
-      if (ch === '{') {
-        if (this.depth === 0) this.start = i
-        this.depth++
-      } else if (ch === '}') {
-        this.depth--
-        if (this.depth === 0 && this.start >= 0) {
-          records.push(toRecord(JSON.parse(this.buffer.slice(this.start, i + 1))))
-          this.start = -1
-        }
-      }
-    }
-    // Keep only an unfinished object.
-    if (this.depth === 0) {
-      this.buffer = ''
-      this.scanned = 0
-    } else {
-      this.buffer = this.buffer.slice(this.start)
-      this.scanned = this.buffer.length
-      this.start = 0
-    }
-    return records
+    return this.objects.push(chunk).map((text) => toRecord(JSON.parse(text)))
   }
 }
 

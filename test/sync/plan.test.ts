@@ -70,7 +70,7 @@ describe('NetworkPolicy compilation', () => {
     const planner = new ClusterPlanner(snapshot([policy('p', {podSelector: {matchLabels: {role: 'db'}}, ingress: [{}]})]))
     const [rule] = rulesOf(planner, 'app/db').rules
     expect(rule.key).toMatchObject({identity: IDENTITY.ANY, direction: DIRECTION.INGRESS, prefixlen: POLICY_PREFIX.ANY_PROTO})
-    expect(splitCookie(rule.value.cookie).rule).toBe(1)
+    expect(splitCookie(rule.value.cookie as number).rule).toBe(1)
   })
 
   it('resolves named ports on the selected pod for ingress and on the peer for egress', () => {
