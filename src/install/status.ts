@@ -7,6 +7,9 @@ import {readNodeRecord} from './node-state.js'
 
 export interface MapFill {
   name: string
+  type: string
+  keySize: number
+  valueSize: number
   entries: number
   maxEntries: number
 }
@@ -25,15 +28,19 @@ export interface NodeStatus {
   error?: string
 }
 
-/** Entry counts of every pinned Pinion map, counted on the node in one command. */
+/** Shape and entry count of every pinned Pinion map, gathered on the node in one command. */
 export async function mapFill(shell: NodeShell, pinRoot: string): Promise<MapFill[]> {
-  const names = MAPS.filter((map) => map.type !== 'perf_event_array').map((map) => map.name)
-  const script = 'root="$1"; shift; for m in "$@"; do p="$root/maps/$m"; [ -e "$p" ] || continue; n=$(bpftool -j map dump pinned "$p" | grep -o \'"key":\\[\' | wc -l); max=$(bpftool -j map show pinned "$p" | sed -n \'s/.*"max_entries":\\([0-9]*\\).*/\\1/p\'); echo "$m $n $max"; done'
+  const names = MAPS.map((map) => map.name)
+  const script = 'root="$1"; shift; for m in "$@"; do p="$root/maps/$m"; [ -e "$p" ] || continue; echo "$m $(bpftool -j map dump pinned "$p" 2>/dev/null | grep -o \'"key":\\[\' | wc -l)"; bpftool -j map show pinned "$p"; echo; done'
   const {stdout} = await runChecked(shell, ['sh', '-c', script, 'fill', pinRoot, ...names])
-  return stdout.toString('utf8').trim().split('\n').filter(Boolean).map((line) => {
-    const [name, entries, maxEntries] = line.split(' ')
-    return {name, entries: Number(entries), maxEntries: Number(maxEntries)}
-  })
+  const lines = stdout.toString('utf8').split('\n').filter(Boolean)
+  const fills: MapFill[] = []
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const [name, entries] = lines[i].split(' ')
+    const shown = JSON.parse(lines[i + 1]) as {type: string; bytes_key: number; bytes_value: number; max_entries: number}
+    fills.push({name, type: shown.type, keySize: shown.bytes_key, valueSize: shown.bytes_value, entries: Number(entries), maxEntries: shown.max_entries})
+  }
+  return fills
 }
 
 export async function nodeStatus(shell: NodeShell, node: string, pinRoot: string): Promise<NodeStatus> {

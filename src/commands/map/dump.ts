@@ -1,0 +1,36 @@
+import {Args, Flags} from '@oclif/core'
+import {clients} from '../../cluster/kubeconfig.js'
+import {BaseCommand} from '../../lib/base-command.js'
+import {pinRootFlag} from '../../lib/datapath-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
+import {dumpMap} from '../../maps/dump.js'
+
+export default class MapDump extends BaseCommand {
+  static override description = 'Dump a Pinion map per node as decoded rows (addresses, ports, protocols, states, pod, Service and policy names); never raw hex unless --raw'
+  static override examples = [
+    '<%= config.bin %> map dump services',
+    '<%= config.bin %> map dump ct --filter protocol=TCP --limit 20',
+    '<%= config.bin %> map dump policy --node worker-1 -o json',
+  ]
+  static override args = {map: Args.string({description: 'Map name (endpoint, services, backends, revnat, ct4, policy, polnames, ipcache, metrics, config)', required: true})}
+  static override flags = {
+    ...nodeFlags,
+    ...pinRootFlag,
+    filter: Flags.string({description: 'Keep rows where field=value (or field~substring); repeatable', multiple: true, default: []}),
+    limit: Flags.integer({description: 'At most this many rows per node', min: 1}),
+    raw: Flags.boolean({description: 'Show keys and values as hex', default: false}),
+  }
+
+  async run(): Promise<void> {
+    const {args, flags} = await this.parse(MapDump)
+    const dumps = await dumpMap(clients(this.globals), nodeAccessOptions(flags), {map: args.map, nodes: flags.node, filters: flags.filter, limit: flags.limit, raw: flags.raw, pinRoot: flags['pin-root']})
+    const rows = dumps.flatMap((dump) => (dump.rows ?? []).map((row) => ({node: dump.node, ...row})))
+    const fields = [...new Set(rows.flatMap((row) => Object.keys(row)))]
+    this.render({data: dumps, rows, columns: fields.map((field) => ({header: field.replace(/([A-Z])/g, ' $1').toUpperCase(), get: (row: Record<string, unknown>) => row[field]})), empty: 'no entries'})
+    for (const dump of dumps) {
+      if (!dump.ok) this.note(this.errColor.red(`${dump.node}: ${dump.error}`))
+      else if (dump.truncated) this.note(`${dump.node}: more rows match; raise --limit to see them`)
+    }
+    if (dumps.some((dump) => !dump.ok)) this.exit(1)
+  }
+}

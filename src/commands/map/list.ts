@@ -1,0 +1,32 @@
+import {clients} from '../../cluster/kubeconfig.js'
+import {BaseCommand} from '../../lib/base-command.js'
+import {pinRootFlag} from '../../lib/datapath-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
+import {listMaps} from '../../maps/dump.js'
+
+export default class MapList extends BaseCommand {
+  static override description = 'List every Pinion map per node: type, key/value size, entries, max entries, fill'
+  static override flags = {...nodeFlags, ...pinRootFlag}
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(MapList)
+    const results = await listMaps(clients(this.globals), nodeAccessOptions(flags), flags.node, flags['pin-root'])
+    const rows = results.flatMap((result) => (result.maps ?? []).map((map) => ({node: result.node, ...map})))
+    this.render({
+      data: results,
+      rows,
+      columns: [
+        {header: 'NODE', get: (row) => row.node},
+        {header: 'MAP', get: (row) => row.name},
+        {header: 'TYPE', get: (row) => row.type},
+        {header: 'KEY', get: (row) => `${row.keySize}B`},
+        {header: 'VALUE', get: (row) => `${row.valueSize}B`},
+        {header: 'ENTRIES', get: (row) => row.entries},
+        {header: 'MAX', get: (row) => row.maxEntries},
+        {header: 'FILL', get: (row) => (row.maxEntries ? `${((100 * row.entries) / row.maxEntries).toFixed(1)}%` : '-')},
+      ],
+    })
+    for (const failed of results.filter((result) => !result.ok)) this.note(this.errColor.red(`${failed.node}: ${failed.error}`))
+    if (results.some((result) => !result.ok)) this.exit(1)
+  }
+}

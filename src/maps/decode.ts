@@ -1,0 +1,117 @@
+import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE_NAME, DIRECTION_NAME, IDENTITY, POLICY_FLAG_DENY, POLICY_PREFIX, protoName, splitCookie, tcpFlagNames} from '../datapath/constants.js'
+import type {Decoded} from '../datapath/codec.js'
+import type {MapSpec} from '../datapath/catalogue.js'
+import {dropReasonId} from '../datapath/drop-reasons.js'
+
+/** What turns numbers in maps into names an operator knows. */
+export interface DumpContext {
+  /** pod IP -> namespace/name */
+  pods: Map<string, string>
+  /** "VIP:port/PROTO" -> namespace/name of the Service */
+  services: Map<string, string>
+  /** policy id (cookie >> 8) -> namespace/name, from the node's own pinion_polnames */
+  policies: Map<number, string>
+  /** identity -> what it stands for */
+  identities: Map<number, string>
+  /** endpoint id -> namespace/name */
+  endpoints: Map<number, string>
+  /** the node's CLOCK_BOOTTIME now, seconds (conntrack lifetimes count on it) */
+  uptimeSeconds: number
+}
+
+export type Row = Record<string, unknown>
+
+const RESERVED: Record<number, string> = {[IDENTITY.ANY]: 'any', [IDENTITY.HOST]: 'host', [IDENTITY.WORLD]: 'world', [IDENTITY.REMOTE_NODE]: 'remote-node'}
+
+export function identityName(context: DumpContext, identity: number): string {
+  return RESERVED[identity] ?? context.identities.get(identity) ?? `identity ${identity}`
+}
+
+export function cookieName(context: DumpContext, cookie: number): string | undefined {
+  if (!cookie) return undefined
+  const {policyId, rule} = splitCookie(cookie)
+  const name = context.policies.get(policyId) ?? `policy ${policyId}`
+  return rule === 0 ? `${name} (default deny)` : `${name} rule ${rule}`
+}
+
+const endpointAt = (context: DumpContext, ip: string, port: number) => {
+  const pod = context.pods.get(ip)
+  return `${ip}:${port}${pod ? ` (${pod})` : ''}`
+}
+
+function portRange(key: Decoded): string {
+  const prefix = key.prefixlen as number
+  if (prefix <= POLICY_PREFIX.ANY_PROTO) return 'any'
+  if (prefix <= POLICY_PREFIX.ANY_PORT + 8) return `${protoName(key.proto as number)}/any`
+  const bits = prefix - POLICY_PREFIX.ANY_PORT - 8
+  const from = key.dport as number
+  const to = from + 2 ** (16 - bits) - 1
+  return `${protoName(key.proto as number)}/${from === to ? from : `${from}-${to}`}`
+}
+
+/** Readable rows per map: addresses, host-order ports, names for protocols, states, policies, pods. */
+export function decodeRow(spec: MapSpec, key: Decoded, value: Decoded | Decoded[] | undefined, context: DumpContext): Row {
+  const v = value as Decoded
+  switch (spec.name) {
+    case 'pinion_endpoint':
+      return {ip: key.ip4, pod: context.pods.get(key.ip4 as string), endpointId: v.endpointId, identity: v.identity, ifindex: v.ifindex, ingressIsolatedBy: cookieName(context, v.ingressDenyCookie as number), egressIsolatedBy: cookieName(context, v.egressDenyCookie as number), nodeMac: v.nodeMac}
+    case 'pinion_services': {
+      const frontend = `${key.address}:${key.dport}/${protoName(key.proto as number)}`
+      return {frontend, service: context.services.get(frontend) ?? context.services.get(key.address as string), slot: key.backendSlot, ...(key.backendSlot === 0 ? {backends: v.count, revNatIndex: v.revNatIndex} : {backendId: v.backendId})}
+    }
+    case 'pinion_backends':
+      return {id: key.id, backend: endpointAt(context, v.address as string, v.port as number), protocol: protoName(v.proto as number), state: BACKEND_STATE_NAME[v.state as number] ?? v.state}
+    case 'pinion_revnat':
+      return {index: key.index, frontend: `${v.address}:${v.port}`}
+    case 'pinion_ct4': {
+      const flags = v.flags as number
+      const remaining = (v.lifetime as number) - context.uptimeSeconds
+      return {
+        scope: CT_SCOPE_NAME[key.scope as number] ?? key.scope,
+        protocol: protoName(key.proto as number),
+        source: endpointAt(context, key.saddr as string, key.sport as number),
+        destination: endpointAt(context, key.daddr as string, key.dport as number),
+        state: [flags & CT_FLAG.TX_CLOSING || flags & CT_FLAG.RX_CLOSING ? 'closing' : flags & CT_FLAG.SEEN_NON_SYN ? 'established' : key.proto === 6 ? 'syn-sent' : 'active', remaining < 0 ? 'expired' : ''].filter(Boolean).join(','),
+        expiresInSeconds: Math.max(0, remaining),
+        txPackets: v.txPackets, txBytes: v.txBytes, rxPackets: v.rxPackets, rxBytes: v.rxBytes,
+        tcpFlags: key.proto === 6 ? `${tcpFlagNames(v.txTcpFlags as number) || '-'}/${tcpFlagNames(v.rxTcpFlags as number) || '-'}` : undefined,
+        revNatIndex: v.revNatIndex || undefined,
+        backendId: v.backendId || undefined,
+        allowedBy: cookieName(context, v.policyCookie as number),
+      }
+    }
+    case 'pinion_policy':
+      return {
+        endpoint: context.endpoints.get(key.endpointId as number) ?? `endpoint ${key.endpointId}`,
+        direction: DIRECTION_NAME[key.direction as number],
+        peer: identityName(context, key.identity as number),
+        ports: portRange(key),
+        verdict: (v.flags as number) & POLICY_FLAG_DENY ? 'deny' : 'allow',
+        policy: cookieName(context, v.cookie as number),
+      }
+    case 'pinion_polnames':
+      return {id: key.id, policy: `${v.namespace}/${v.name}`}
+    case 'pinion_ipcache':
+      return {cidr: `${key.ip4}/${key.prefixlen}`, identity: v.identity, meaning: identityName(context, v.identity as number)}
+    case 'pinion_metrics': {
+      const perCpu = value as Decoded[]
+      return {reason: dropReasonId(key.reason as number), direction: DIRECTION_NAME[key.direction as number], packets: perCpu.reduce((sum, cpu) => sum + (cpu.packets as number), 0), bytes: perCpu.reduce((sum, cpu) => sum + (cpu.bytes as number), 0)}
+    }
+    default:
+      return {...key, ...(Array.isArray(value) ? {perCpu: value} : value)}
+  }
+}
+
+/** --filter field=value: string equality on a decoded field, or substring with field~value. */
+export function parseFilters(filters: readonly string[]): ((row: Row) => boolean)[] {
+  return filters.map((filter) => {
+    const match = /^([\w.]+)(=|~)(.*)$/.exec(filter)
+    if (!match) throw new Error(`bad --filter "${filter}": use field=value or field~substring`)
+    const [, field, op, expected] = match
+    return (row: Row) => {
+      const actual = row[field]
+      if (actual === undefined) return false
+      return op === '=' ? String(actual) === expected : String(actual).includes(expected)
+    }
+  })
+}

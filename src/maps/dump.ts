@@ -1,0 +1,179 @@
+import {Writable} from 'node:stream'
+import type {Clients} from '../cluster/kubeconfig.js'
+import {readSnapshot} from '../cluster/snapshot.js'
+import {type MapSpec, MAPS, mapPinPath, mapSpec} from '../datapath/catalogue.js'
+import type {Decoded} from '../datapath/codec.js'
+import {protoName} from '../datapath/constants.js'
+import {JsonObjectStream} from '../datapath/json-stream.js'
+import * as S from '../datapath/structs.js'
+import {mapFill, type MapFill} from '../install/status.js'
+import {UserError} from '../lib/errors.js'
+import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
+import {type NodeShell, runChecked} from '../nodes/shell.js'
+import {ClusterPlanner} from '../sync/plan.js'
+import {decodeRow, type DumpContext, parseFilters, type Row} from './decode.js'
+
+const ALIASES: Record<string, string> = {ct: 'pinion_ct4', conntrack: 'pinion_ct4', endpoints: 'pinion_endpoint', policies: 'pinion_policy', policynames: 'pinion_polnames', backend: 'pinion_backends', service: 'pinion_services'}
+
+/** A map by its name, short name or alias; unknown names list the valid ones. */
+export function resolveMap(name: string): MapSpec {
+  const spec = mapSpec(ALIASES[name] ?? name)
+  if (!spec || spec.type === 'perf_event_array') {
+    const valid = MAPS.filter((map) => map.type !== 'perf_event_array').map((map) => map.name.replace(/^pinion_/, ''))
+    throw new UserError(`unknown map "${name}": valid maps are ${valid.join(', ')}`)
+  }
+  return spec
+}
+
+export interface NodeMapList {
+  node: string
+  ok: boolean
+  maps?: MapFill[]
+  error?: string
+}
+
+export async function listMaps(api: Clients, access: NodeAccessOptions, nodes: readonly string[], pinRoot: string): Promise<NodeMapList[]> {
+  return withNodeAccess(api, access, async (session) => {
+    const results = await session.forEach(await session.nodes(nodes), async (shell) => {
+      const maps = await mapFill(shell, pinRoot)
+      if (maps.length === 0) throw new Error(`Pinion is not installed (no maps under ${pinRoot}/maps)`)
+      return maps
+    })
+    return results.map((result) => ({node: result.item, ok: result.ok, maps: result.value, error: result.error}))
+  })
+}
+
+export interface DumpOptions {
+  map: string
+  nodes: readonly string[]
+  filters: readonly string[]
+  limit?: number
+  raw: boolean
+  pinRoot: string
+}
+
+export interface NodeDump {
+  node: string
+  ok: boolean
+  map: string
+  rows?: Row[]
+  /** More rows matched than --limit allowed. */
+  truncated?: boolean
+  error?: string
+}
+
+interface RawJsonEntry {
+  key: string[]
+  value?: string[]
+  values?: {cpu: number; value: string[]}[]
+}
+
+const bytes = (list: string[]) => Buffer.from(list.map((item) => Number.parseInt(item, 16)))
+
+/**
+ * Stream `bpftool -j map dump` through the decoder: entries are decoded and
+ * filtered as they arrive, so a large map is never held as text and rows at once.
+ */
+async function streamEntries(shell: NodeShell, path: string, onEntry: (entry: RawJsonEntry) => boolean): Promise<void> {
+  const stop = new AbortController()
+  const objects = new JsonObjectStream()
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const text of objects.push(chunk.toString('utf8'))) {
+        if (stop.signal.aborted) break
+        if (!onEntry(JSON.parse(text) as RawJsonEntry)) stop.abort()
+      }
+      done()
+    },
+  })
+  const result = await shell.run(['bpftool', '-j', 'map', 'dump', 'pinned', path], {stdout: sink, signal: stop.signal})
+  if (result.exitCode !== 0 && !stop.signal.aborted) throw new Error(result.stderr.trim().split('\n').pop() || `bpftool exited ${result.exitCode}`)
+}
+
+async function nodeContext(shell: NodeShell, pinRoot: string, base: Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>): Promise<DumpContext> {
+  const policies = new Map<number, string>()
+  await streamEntries(shell, mapPinPath(pinRoot, 'pinion_polnames'), (entry) => {
+    const name = S.policyName.decode(bytes(entry.value!))
+    policies.set(S.policyId.decode(bytes(entry.key)).id as number, `${name.namespace}/${name.name}`)
+    return true
+  })
+  const endpoints = new Map<number, string>()
+  await streamEntries(shell, mapPinPath(pinRoot, 'pinion_endpoint'), (entry) => {
+    const ip = S.endpointKey.decode(bytes(entry.key)).ip4 as string
+    endpoints.set(S.endpointInfo.decode(bytes(entry.value!)).endpointId as number, base.pods.get(ip) ?? ip)
+    return true
+  })
+  const uptime = (await runChecked(shell, ['cat', '/proc/uptime'])).stdout.toString('utf8')
+  return {...base, policies, endpoints, uptimeSeconds: Math.floor(Number.parseFloat(uptime))}
+}
+
+async function dumpNode(shell: NodeShell, spec: MapSpec, options: DumpOptions, base: Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>): Promise<{rows: Row[]; truncated: boolean}> {
+  const path = mapPinPath(options.pinRoot, spec.name)
+  if ((await shell.run(['test', '-e', path])).exitCode !== 0) throw new Error(`Pinion is not installed (no ${path})`)
+  const context = await nodeContext(shell, options.pinRoot, base)
+  const filters = parseFilters(options.filters)
+  const rows: Row[] = []
+  let truncated = false
+  const backends = new Map<number, string>()
+  const joinServices = spec.name === 'pinion_services' && !options.raw
+  if (joinServices) {
+    await streamEntries(shell, mapPinPath(options.pinRoot, 'pinion_backends'), (entry) => {
+      const backend = S.lb4Backend.decode(bytes(entry.value!))
+      const pod = context.pods.get(backend.address as string)
+      backends.set(S.backendId.decode(bytes(entry.key)).id as number, `${backend.address}:${backend.port}${pod ? ` (${pod})` : ''}`)
+      return true
+    })
+  }
+  const slots = new Map<string, string[]>()
+  await streamEntries(shell, path, (entry) => {
+    const keyBytes = bytes(entry.key)
+    let row: Row
+    if (options.raw) {
+      row = {key: keyBytes.toString('hex'), value: entry.value ? bytes(entry.value).toString('hex') : entry.values?.map((perCpu) => bytes(perCpu.value).toString('hex'))}
+    } else {
+      const key = spec.key.decode(keyBytes)
+      const value: Decoded | Decoded[] | undefined = entry.values ? entry.values.map((perCpu) => spec.value!.decode(bytes(perCpu.value))) : entry.value && spec.value ? spec.value.decode(bytes(entry.value)) : undefined
+      if (joinServices && (key.backendSlot as number) > 0) {
+        const frontend = `${key.address}:${key.dport}/${protoName(key.proto as number)}`
+        slots.set(frontend, [...(slots.get(frontend) ?? []), backends.get((value as Decoded).backendId as number) ?? `backend ${(value as Decoded).backendId}`])
+        return true
+      }
+      row = decodeRow(spec, key, value, context)
+    }
+    if (!filters.every((keep) => keep(row))) return true
+    if (options.limit !== undefined && rows.length >= options.limit) {
+      truncated = true
+      return false
+    }
+    rows.push(row)
+    return true
+  })
+  if (joinServices) {
+    for (const row of rows) {
+      row.backends = (slots.get(row.frontend as string) ?? []).sort()
+      delete row.slot
+    }
+  }
+  return {rows, truncated}
+}
+
+export async function dumpMap(api: Clients, access: NodeAccessOptions, options: DumpOptions): Promise<NodeDump[]> {
+  const spec = resolveMap(options.map)
+  parseFilters(options.filters) // reject bad filters before touching nodes
+  const snapshot = await readSnapshot(api)
+  const planner = new ClusterPlanner(snapshot)
+  const pods = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
+  const services = new Map<string, string>()
+  for (const service of snapshot.services) {
+    const name = `${service.metadata!.namespace}/${service.metadata!.name}`
+    for (const port of service.spec?.ports ?? []) services.set(`${service.spec?.clusterIP}:${port.port}/${port.protocol ?? 'TCP'}`, name)
+    if (service.spec?.clusterIP) services.set(service.spec.clusterIP, name)
+  }
+  const identities = new Map<number, string>()
+  for (const [pod, identity] of planner.podIdentity) identities.set(identity, identities.has(identity) ? `${identities.get(identity)}, ${pod}` : pod)
+  for (const [cidr, identity] of planner.cidrIdentity) identities.set(identity, cidr)
+  return withNodeAccess(api, access, async (session) => {
+    const results = await session.forEach(await session.nodes(options.nodes), (shell) => dumpNode(shell, spec, options, {pods, services, identities}))
+    return results.map((result) => ({node: result.item, ok: result.ok, map: spec.name, rows: result.value?.rows, truncated: result.value?.truncated, error: result.error}))
+  })
+}
