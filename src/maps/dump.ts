@@ -74,7 +74,7 @@ const bytes = (list: string[]) => Buffer.from(list.map((item) => Number.parseInt
  * Stream `bpftool -j map dump` through the decoder: entries are decoded and
  * filtered as they arrive, so a large map is never held as text and rows at once.
  */
-async function streamEntries(shell: NodeShell, path: string, onEntry: (entry: RawJsonEntry) => boolean): Promise<void> {
+export async function streamEntries(shell: NodeShell, path: string, onEntry: (entry: RawJsonEntry) => boolean): Promise<void> {
   const stop = new AbortController()
   const objects = new JsonObjectStream()
   const sink = new Writable({
@@ -90,13 +90,19 @@ async function streamEntries(shell: NodeShell, path: string, onEntry: (entry: Ra
   if (result.exitCode !== 0 && !stop.signal.aborted) throw new Error(result.stderr.trim().split('\n').pop() || `bpftool exited ${result.exitCode}`)
 }
 
-async function nodeContext(shell: NodeShell, pinRoot: string, base: Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>): Promise<DumpContext> {
+/** Policy id -> namespace/name, from the node's own pinion_polnames. */
+export async function readPolicyNames(shell: NodeShell, pinRoot: string): Promise<Map<number, string>> {
   const policies = new Map<number, string>()
   await streamEntries(shell, mapPinPath(pinRoot, 'pinion_polnames'), (entry) => {
     const name = S.policyName.decode(bytes(entry.value!))
     policies.set(S.policyId.decode(bytes(entry.key)).id as number, `${name.namespace}/${name.name}`)
     return true
   })
+  return policies
+}
+
+async function nodeContext(shell: NodeShell, pinRoot: string, base: Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>): Promise<DumpContext> {
+  const policies = await readPolicyNames(shell, pinRoot)
   const endpoints = new Map<number, string>()
   await streamEntries(shell, mapPinPath(pinRoot, 'pinion_endpoint'), (entry) => {
     const ip = S.endpointKey.decode(bytes(entry.key)).ip4 as string

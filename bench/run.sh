@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each in a private mount namespace with its own bpffs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run() { echo; echo "== $*"; unshare --mount --propagation private -- node --import tsx "$@"; }
+run bench/ct-decode.ts "${CT_ENTRIES:-1000000}"
