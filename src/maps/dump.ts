@@ -79,15 +79,25 @@ export async function streamEntries(shell: NodeShell, path: string, onEntry: (en
   const objects = new JsonObjectStream()
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
-      for (const text of objects.push(chunk.toString('utf8'))) {
-        if (stop.signal.aborted) break
-        if (!onEntry(JSON.parse(text) as RawJsonEntry)) stop.abort()
+      try {
+        for (const text of objects.push(chunk.toString('utf8'))) {
+          if (stop.signal.aborted) break
+          const entry = JSON.parse(text) as RawJsonEntry & {error?: string}
+          if (entry.error !== undefined) bpftoolError = entry.error // bpftool -j reports failures as {"error": …}
+          else if (!onEntry(entry)) stop.abort()
+        }
+      } catch (error) {
+        decodeError = error as Error
+        stop.abort()
       }
       done()
     },
   })
+  let bpftoolError: string | undefined
+  let decodeError: Error | undefined
   const result = await shell.run(['bpftool', '-j', 'map', 'dump', 'pinned', path], {stdout: sink, signal: stop.signal})
-  if (result.exitCode !== 0 && !stop.signal.aborted) throw new Error(result.stderr.trim().split('\n').pop() || `bpftool exited ${result.exitCode}`)
+  if (decodeError) throw decodeError
+  if (result.exitCode !== 0 && !stop.signal.aborted) throw new Error(bpftoolError ?? (result.stderr.trim().split('\n').pop() || `bpftool exited ${result.exitCode}`))
 }
 
 /** Policy id -> namespace/name, from the node's own pinion_polnames. */

@@ -62,8 +62,8 @@ export async function syntheticTrace(access: NodeAccess, snapshot: ClusterSnapsh
   const source = await access.shell(sourceNode)
   const sourceIf = (await resolveInterfaces(source)).get(spec.source.ip)
   if (!sourceIf) throw new UserError(`no interface for ${spec.source.namespace}/${spec.source.name} (${spec.source.ip}) on ${sourceNode}`)
-  const names = await readPolicyNames(source, pinRoot)
   const egress = await dryRun(source, pinRoot, 'from_pod', packet, sourceIf.ifindex)
+  const names = await readPolicyNames(source, pinRoot)
   observations.push({node: sourceNode, component: 'SpoofGuard', action: egress.result.dropReason === 'SPOOFED_SOURCE' ? 'Dropped' : 'Received', interface: sourceIf.name, detail: `from ${spec.source.namespace}/${spec.source.name} on ${sourceIf.name}`})
   const out = egress.result.verdict === 'forwarded' ? parsePacket(egress.out) : undefined
   if (egress.result.loadBalanced) {
