@@ -3,6 +3,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {DEFAULT_PIN_ROOT} from '../../src/datapath/catalogue.js'
 import {TCP_FLAGS} from '../../src/datapath/packet.js'
+import {execInPod} from '../../src/cluster/exec.js'
 import {type ClusterOptions, install, sync, uninstall} from '../../src/install/install.js'
 import type {LabSummary} from '../../src/lab/lab.js'
 import {dumpMap} from '../../src/maps/dump.js'
@@ -58,20 +59,30 @@ describe('synthetic traceflow', () => {
 
   it('names the policy that denies, and leaves no conntrack or counter trace', async () => {
     await api.networking.createNamespacedNetworkPolicy({namespace: 'default', body: {metadata: {name: 'only-dns'}, spec: {podSelector: {matchLabels: {app: 'web'}}, ingress: [{ports: [{protocol: 'UDP', port: 53}]}]}}})
-    expect((await sync(api, cluster)).every((outcome) => outcome.ok)).toBe(true)
-    // IPv6 neighbour discovery on the veths keeps NOT_IPV4 counters moving: compare the rest.
-    const dump = async (map: string) => (await dumpMap(api, access, {map, nodes: [], filters: [], raw: false, pinRoot: DEFAULT_PIN_ROOT})).map((node) => (node.rows ?? []).filter((row) => row.reason !== 'NOT_IPV4'))
-    const before = [await dump('ct4'), await dump('metrics')]
-    expect(before[1].flat().length).toBeGreaterThan(0)
-    const denied = await trace({destination: 'default/web-2-1', dstPort: 80})
-    expect(denied.result).toBe('Dropped')
-    const policy = denied.observations.find((observation) => observation.component === 'NetworkPolicy')!
-    expect(policy).toMatchObject({node: lab.nodes[1].name, action: 'Dropped', networkPolicy: 'default/only-dns (no rule matched)', dropReason: 'POLICY_DENIED'})
-    const allowed = await trace({destination: 'default/web-2-1', protocol: 'udp', dstPort: 53})
-    expect(allowed.observations.find((observation) => observation.component === 'NetworkPolicy')).toMatchObject({action: 'Forwarded', networkPolicy: 'default/only-dns rule 1'})
-    expect([await dump('ct4'), await dump('metrics')]).toEqual(before)
-    await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'only-dns'})
-    await sync(api, cluster)
+    try {
+      expect((await sync(api, cluster)).every((outcome) => outcome.ok)).toBe(true)
+      // Real traffic first, so there are counters and conntrack entries a dry run could disturb.
+      const target = (await api.core.readNamespacedPod({namespace: 'default', name: 'web-2-1'})).status!.podIP!
+      await execInPod(api.config, 'default', 'web-1-1', 'web', [process.execPath, `${REPO_ROOT}dist/lab/probe.js`, 'udp', target, '53'])
+      // IPv6 neighbour discovery on the veths keeps NOT_IPV4 counters moving: compare the rest.
+      const dump = async (map: string) => (await dumpMap(api, access, {map, nodes: [], filters: [], raw: false, pinRoot: DEFAULT_PIN_ROOT})).map((node) => (node.rows ?? []).filter((row) => row.reason !== 'NOT_IPV4'))
+      const before = [await dump('ct4'), await dump('metrics')]
+      expect(before[0].flat().length).toBeGreaterThan(0)
+      expect(before[1].flat().length).toBeGreaterThan(0)
+      const denied = await trace({destination: 'default/web-2-1', dstPort: 80})
+      expect(denied.result).toBe('Dropped')
+      const policy = denied.observations.find((observation) => observation.component === 'NetworkPolicy')!
+      expect(policy).toMatchObject({node: lab.nodes[1].name, action: 'Dropped', networkPolicy: 'default/only-dns (no rule matched)', dropReason: 'POLICY_DENIED'})
+      const allowed = await trace({destination: 'default/web-2-1', protocol: 'udp', dstPort: 53})
+      expect(allowed.observations.find((observation) => observation.component === 'NetworkPolicy')).toMatchObject({action: 'Forwarded', networkPolicy: 'default/only-dns rule 1'})
+      const after = [await dump('ct4'), await dump('metrics')]
+      // Conntrack lifetimes count down between the dumps; everything else must be identical.
+      const stable = (rows: unknown) => JSON.stringify(rows, (key, value) => (key === 'expiresInSeconds' ? undefined : value))
+      expect(stable(after)).toBe(stable(before))
+    } finally {
+      await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'only-dns'})
+      await sync(api, cluster)
+    }
   })
 
   it('reports a Service without ready backends as Dropped with that reason', async () => {
