@@ -157,7 +157,7 @@ describe('lab down', () => {
     const state = readState(lab.name)!
     await labDown(lab.name)
     down = true
-    const netns = execFileSync('ip', ['netns', 'list'], {encoding: 'utf8'})
+    const netns = execFileSync('ip', ['netns', 'list'], {encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe']})
     for (const name of state.netns) expect(netns).not.toContain(name)
     expect(netns).not.toContain(`pinion-${lab.name}-`)
     expect(execFileSync('findmnt', ['-rn', '-o', 'TARGET'], {encoding: 'utf8'})).not.toContain(labDir(lab.name))
