@@ -52,3 +52,7 @@ pinion map dump services --node "$LAB-node-1"
 pinion map dump ct --node "$LAB-node-1" --limit 6
 pinion map dump policy --node "$LAB-node-2" --limit 6
 pinion map list --node "$LAB-node-1"
+
+step "pinion support-bundle"
+pinion support-bundle -f "/tmp/pinion-demo-bundle.tar.gz"
+tar tzf /tmp/pinion-demo-bundle.tar.gz | head -n 12

@@ -4,6 +4,7 @@ import {request} from 'node:https'
 import {join} from 'node:path'
 import {clients} from '../cluster/kubeconfig.js'
 import {errorMessage, UserError} from '../lib/errors.js'
+import {processAlive} from '../lib/process.js'
 import {nodeScript} from '../lib/scripts.js'
 import {waitFor} from '../lib/wait.js'
 import {createCredentials, kubeconfigYaml, readCredentials} from './certs.js'
@@ -37,15 +38,6 @@ function apiInfo(name: string): {port: number; pid: number} | undefined {
   return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as {port: number; pid: number}) : undefined
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
 async function healthy(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const req = request({host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false, timeout: 2000}, (res) => {
@@ -67,7 +59,7 @@ export async function labUp(options: LabUpOptions): Promise<LabSummary> {
   const existing = readState(name)
   if (existing) {
     const api = apiInfo(name)
-    if (api && alive(api.pid)) throw new UserError(`lab "${name}" is already up (kubeconfig ${join(labDir(name), 'kubeconfig')}); run \`pinion lab down --name ${name}\` first`)
+    if (api && processAlive(api.pid)) throw new UserError(`lab "${name}" is already up (kubeconfig ${join(labDir(name), 'kubeconfig')}); run \`pinion lab down --name ${name}\` first`)
     progress(`removing the remains of an earlier lab "${name}"`)
     await labDown(name)
   }
@@ -91,7 +83,7 @@ export async function labUp(options: LabUpOptions): Promise<LabSummary> {
     daemon.unref()
     updateState(name, (state) => state.pids.push(daemon.pid!))
     const api = await waitFor('the lab API server to listen', () => {
-      if (!alive(daemon.pid!)) throw new Error(`the lab API server exited; see ${join(labDir(name), 'apiserver.log')}`)
+      if (!processAlive(daemon.pid!)) throw new Error(`the lab API server exited; see ${join(labDir(name), 'apiserver.log')}`)
       return apiInfo(name)
     }, {timeoutMs: 20_000})
     await waitFor('the lab API server to be ready', () => healthy(api.port), {timeoutMs: 20_000})
@@ -136,9 +128,9 @@ export async function labDown(name: string): Promise<{name: string; existed: boo
     }
   }
   try {
-    await waitFor('lab processes to exit', () => pids.every((pid) => !alive(pid)), {timeoutMs: 5000})
+    await waitFor('lab processes to exit', () => pids.every((pid) => !processAlive(pid)), {timeoutMs: 5000})
   } catch {
-    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL')
+    for (const pid of pids.filter(processAlive)) process.kill(pid, 'SIGKILL')
   }
   await LabKubelet.cleanRecord(name)
   if (state) {
@@ -155,7 +147,7 @@ export async function labStatus(name: string): Promise<LabSummary> {
   const state = readState(name)
   if (!state) throw new UserError(`lab "${name}" is not up: run \`pinion lab up\``)
   const api = apiInfo(name)
-  const isHealthy = api ? alive(api.pid) && (await healthy(api.port)) : false
+  const isHealthy = api ? processAlive(api.pid) && (await healthy(api.port)) : false
   const podsPerNode = new Map<string, number>()
   if (isHealthy && state.kubeconfig) {
     const {items} = await clients({kubeconfig: state.kubeconfig}).core.listPodForAllNamespaces()

@@ -1,6 +1,6 @@
 import {Writable} from 'node:stream'
 import type {Clients} from '../cluster/kubeconfig.js'
-import {readSnapshot} from '../cluster/snapshot.js'
+import {type ClusterSnapshot, readSnapshot} from '../cluster/snapshot.js'
 import {type MapSpec, MAPS, mapPinPath, mapSpec} from '../datapath/catalogue.js'
 import type {Decoded} from '../datapath/codec.js'
 import {protoName} from '../datapath/constants.js'
@@ -123,7 +123,9 @@ async function nodeContext(shell: NodeShell, pinRoot: string, base: Omit<DumpCon
   return {...base, policies, endpoints, uptimeSeconds: Math.floor(Number.parseFloat(uptime))}
 }
 
-async function dumpNode(shell: NodeShell, spec: MapSpec, options: DumpOptions, base: Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>): Promise<{rows: Row[]; truncated: boolean}> {
+export type ClusterNames = Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>
+
+export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<DumpOptions, 'map' | 'nodes'>, base: ClusterNames): Promise<{rows: Row[]; truncated: boolean}> {
   const path = mapPinPath(options.pinRoot, spec.name)
   if ((await shell.run(['test', '-e', path])).exitCode !== 0) throw new Error(`Pinion is not installed (no ${path})`)
   const context = await nodeContext(shell, options.pinRoot, base)
@@ -173,10 +175,8 @@ async function dumpNode(shell: NodeShell, spec: MapSpec, options: DumpOptions, b
   return {rows, truncated}
 }
 
-export async function dumpMap(api: Clients, access: NodeAccessOptions, options: DumpOptions): Promise<NodeDump[]> {
-  const spec = resolveMap(options.map)
-  parseFilters(options.filters) // reject bad filters before touching nodes
-  const snapshot = await readSnapshot(api)
+/** Names for addresses, Services and identities, from one cluster snapshot. */
+export function clusterNames(snapshot: ClusterSnapshot): ClusterNames {
   const planner = new ClusterPlanner(snapshot)
   const pods = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
   const services = new Map<string, string>()
@@ -188,8 +188,15 @@ export async function dumpMap(api: Clients, access: NodeAccessOptions, options: 
   const identities = new Map<number, string>()
   for (const [pod, identity] of planner.podIdentity) identities.set(identity, identities.has(identity) ? `${identities.get(identity)}, ${pod}` : pod)
   for (const [cidr, identity] of planner.cidrIdentity) identities.set(identity, cidr)
+  return {pods, services, identities}
+}
+
+export async function dumpMap(api: Clients, access: NodeAccessOptions, options: DumpOptions): Promise<NodeDump[]> {
+  const spec = resolveMap(options.map)
+  parseFilters(options.filters) // reject bad filters before touching nodes
+  const names = clusterNames(await readSnapshot(api))
   return withNodeAccess(api, access, async (session) => {
-    const results = await session.forEach(await session.nodes(options.nodes), (shell) => dumpNode(shell, spec, options, {pods, services, identities}))
+    const results = await session.forEach(await session.nodes(options.nodes), (shell) => dumpNode(shell, spec, options, names))
     return results.map((result) => ({node: result.item, ok: result.ok, map: spec.name, rows: result.value?.rows, truncated: result.value?.truncated, error: result.error}))
   })
 }

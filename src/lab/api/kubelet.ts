@@ -2,6 +2,7 @@ import {spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {processAlive} from '../../lib/process.js'
 import {nodeScript} from '../../lib/scripts.js'
 import {waitFor} from '../../lib/wait.js'
 import {labDir, type LabNode, nodeExecPrefix} from '../config.js'
@@ -87,6 +88,7 @@ export class LabKubelet {
     const spec = pod.spec as {nodeName: string; hostNetwork?: boolean; containers: {ports?: ContainerPort[]}[]}
     const node = this.node(spec.nodeName)
     if (!node) throw new Error(`node ${spec.nodeName} is not part of the lab`)
+    if (!processAlive(node.holderPid)) throw new Error(`node ${node.name} is down (its namespaces are gone)`)
     const uid = pod.metadata.uid!
     const log = this.logPath(pod)
     writeFileSync(log, '')

@@ -1,0 +1,168 @@
+import {statSync} from 'node:fs'
+import * as k8s from '@kubernetes/client-node'
+import {stringify} from 'yaml'
+import {apiErrorMessage, type Clients} from '../cluster/kubeconfig.js'
+import {readSnapshot} from '../cluster/snapshot.js'
+import {errorMessage} from '../lib/errors.js'
+import {mapSettled} from '../lib/pool.js'
+import {NodeProgress} from '../lib/progress.js'
+import {PINION_VERSION} from '../lib/version-info.js'
+import {clusterNames} from '../maps/dump.js'
+import {DEBUG_NAMESPACE} from '../nodes/debug-pods.js'
+import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
+import {BundleArchive} from './archive.js'
+import {nodeTasks} from './node-tasks.js'
+
+export interface BundleOptions {
+  file: string
+  nodes: readonly string[]
+  /** Only logs and events newer than this (ms); undefined = all. */
+  sinceMs?: number
+  concurrency: number
+  timeoutPerNodeMs: number
+  taskTimeoutMs: number
+  eventWindowMs: number
+  access: NodeAccessOptions
+  pinRoot: string
+  progress: boolean
+}
+
+export interface TaskRecord {
+  scope: string
+  file: string
+  ok: boolean
+  durationMs: number
+  error?: string
+}
+
+export interface Manifest {
+  tool: {name: string; version: string}
+  createdAt: string
+  clusterVersion?: string
+  since?: string
+  nodesAsked: string[]
+  nodes: Record<string, {ok: boolean; durationMs: number; error?: string; fallback?: string}>
+  tasks: TaskRecord[]
+  checksums: Record<string, string>
+}
+
+export interface BundleResult {
+  file: string
+  bytes: number
+  partial: boolean
+  manifest: Manifest
+}
+
+const SENSITIVE = /pass|secret|token|key|credential/i
+
+/** Cluster objects without managedFields and without values of sensitive-looking env vars. */
+function clean(object: unknown): unknown {
+  return JSON.parse(JSON.stringify(object, (key, value) => {
+    if (key === 'managedFields') return undefined
+    if (value && typeof value === 'object' && typeof value.name === 'string' && 'value' in value && SENSITIVE.test(value.name)) return {...value, value: '<redacted>'}
+    return value
+  }))
+}
+
+async function withTimeout<T>(ms: number, what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      run(controller.signal),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          controller.abort()
+          reject(new Error(`${what} timed out after ${ms} ms`))
+        }, ms)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Collect a support bundle: cluster objects, and per node the datapath and
+ * network state, as tasks on bounded worker pools, each with a timeout. A
+ * failed task or node is recorded (manifest.json, failed.txt), never fatal:
+ * the bundle is always written. Secrets are never collected.
+ */
+export async function supportBundle(api: Clients, options: BundleOptions): Promise<BundleResult> {
+  const archive = new BundleArchive()
+  const tasks: TaskRecord[] = []
+  const record = async (scope: string, file: string, run: (signal: AbortSignal) => Promise<string | Buffer>, timeoutMs = options.taskTimeoutMs) => {
+    const started = Date.now()
+    try {
+      archive.add(scope === 'cluster' ? `cluster/${file}` : `nodes/${scope}/${file}`, await withTimeout(timeoutMs, `${scope} ${file}`, run))
+      tasks.push({scope, file, ok: true, durationMs: Date.now() - started})
+    } catch (error) {
+      tasks.push({scope, file, ok: false, durationMs: Date.now() - started, error: errorMessage(error)})
+    }
+  }
+  const since = options.sinceMs ? Date.now() - options.sinceMs : undefined
+  const manifest: Manifest = {tool: {name: 'pinion', version: PINION_VERSION}, createdAt: new Date().toISOString(), since: since ? new Date(since).toISOString() : undefined, nodesAsked: [...options.nodes], nodes: {}, tasks, checksums: {}}
+
+  // Cluster: objects as YAML. Secrets are never listed.
+  const snapshot = await readSnapshot(api)
+  try {
+    const version = await api.config.makeApiClient(k8s.VersionApi).getCode()
+    manifest.clusterVersion = version.gitVersion
+  } catch (error) {
+    tasks.push({scope: 'cluster', file: 'version', ok: false, durationMs: 0, error: apiErrorMessage(error)})
+  }
+  const objects: Record<string, unknown[]> = {nodes: snapshot.nodes, namespaces: snapshot.namespaces, pods: snapshot.pods, services: snapshot.services, endpointslices: snapshot.slices, networkpolicies: snapshot.policies}
+  for (const [name, items] of Object.entries(objects)) await record('cluster', `${name}.yaml`, async () => stringify(clean(items)))
+  await record('cluster', 'events.yaml', async () => {
+    const {items} = await api.core.listEventForAllNamespaces()
+    const recent = items.filter((event) => !since || Date.parse(String(event.lastTimestamp ?? event.eventTime ?? event.metadata?.creationTimestamp ?? 0)) >= since)
+    return stringify(clean(recent))
+  })
+  await record('cluster', 'pinion-system.yaml', async () => {
+    const {items} = await api.core.listNamespacedPod({namespace: DEBUG_NAMESPACE}).catch(() => ({items: [] as k8s.V1Pod[]}))
+    return stringify(clean(items))
+  })
+
+  // Nodes: each on its own deadline; a node that cannot be reached falls back to what the API knows.
+  const names = clusterNames(snapshot)
+  const perNode = nodeTasks(options.pinRoot, names, options.eventWindowMs)
+  await withNodeAccess(api, {...options.access, concurrency: options.concurrency}, async (access) => {
+    const nodes = await access.nodes(options.nodes)
+    manifest.nodesAsked = nodes
+    const progress = options.progress ? new NodeProgress(nodes, 'bundle') : undefined
+    const results = await mapSettled(nodes, options.concurrency, (node) => withTimeout(options.timeoutPerNodeMs, `node ${node}`, async () => {
+      progress?.update(node, 'reaching the node')
+      const shell = await access.shell(node)
+      let done = 0
+      await mapSettled(perNode.map((task) => task.file), 4, async (file) => {
+        const task = perNode.find((candidate) => candidate.file === file)!
+        await record(node, file, (signal) => task.run(shell, signal))
+        progress?.update(node, `${++done}/${perNode.length} files`)
+      })
+      const failed = tasks.filter((task) => task.scope === node && !task.ok).length
+      progress?.done(node, failed ? `${failed} tasks failed` : undefined)
+    }))
+    for (const result of results) {
+      manifest.nodes[result.item] = {ok: result.ok, durationMs: result.durationMs, error: result.error}
+      if (!result.ok) {
+        progress?.done(result.item, result.error)
+        manifest.nodes[result.item].fallback = 'api'
+        const nodeObject = snapshot.nodes.find((node) => node.metadata?.name === result.item)
+        archive.add(`nodes/${result.item}/api/node.yaml`, stringify(clean(nodeObject)))
+        archive.add(`nodes/${result.item}/api/pods.yaml`, stringify(clean(snapshot.pods.filter((pod) => pod.spec?.nodeName === result.item))))
+      }
+    }
+    await progress?.finish()
+  })
+
+  const failures = [
+    ...Object.entries(manifest.nodes).filter(([, node]) => !node.ok).map(([name, node]) => `node ${name}: ${node.error}`),
+    ...tasks.filter((task) => !task.ok).map((task) => `${task.scope} ${task.file}: ${task.error}`),
+  ]
+  if (failures.length) archive.add('failed.txt', failures.join('\n') + '\n')
+  manifest.checksums = archive.checksums()
+  archive.add('manifest.json', JSON.stringify(manifest, null, 2))
+  const root = `pinion-bundle-${manifest.createdAt.replace(/[:.]/g, '-')}`
+  await archive.write(root, options.file)
+  return {file: options.file, bytes: statSync(options.file).size, partial: failures.length > 0, manifest}
+}
