@@ -125,7 +125,7 @@ export async function supportBundle(api: Clients, options: BundleOptions): Promi
 
   // Nodes: each on its own deadline; a node that cannot be reached falls back to what the API knows.
   const names = clusterNames(snapshot)
-  const perNode = nodeTasks(options.pinRoot, names, options.eventWindowMs)
+  const perNode = nodeTasks(options.pinRoot, names, options.eventWindowMs, since ? new Date(since) : undefined)
   await withNodeAccess(api, {...options.access, concurrency: options.concurrency}, async (access) => {
     const nodes = await access.nodes(options.nodes)
     manifest.nodesAsked = nodes

@@ -28,7 +28,7 @@ function command(file: string, argv: string[]): NodeTask {
 const SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter', 'net.core.bpf_jit_enable', 'net.core.bpf_jit_harden', 'kernel.unprivileged_bpf_disabled', 'net.ipv4.conf.all.forwarding', 'net.netfilter.nf_conntrack_max']
 
 /** Everything collected from each node, each task with its own timeout. */
-export function nodeTasks(pinRoot: string, names: ClusterNames, eventWindowMs: number): NodeTask[] {
+export function nodeTasks(pinRoot: string, names: ClusterNames, eventWindowMs: number, since?: Date): NodeTask[] {
   const maps = MAPS.filter((map) => map.type !== 'perf_event_array').map((spec): NodeTask => ({
     file: `maps/${spec.name}.json`,
     run: async (shell) => JSON.stringify((await dumpNode(shell, spec, {filters: [], raw: false, pinRoot}, names)).rows, null, 2),
@@ -54,7 +54,8 @@ export function nodeTasks(pinRoot: string, names: ClusterNames, eventWindowMs: n
     command('iptables.txt', ['iptables-save']),
     command('nftables.txt', ['nft', 'list', 'ruleset']),
     command('sysctl.txt', ['sh', '-c', 'for key; do sysctl "$key" 2>&1; done; true', 'sysctl', ...SYSCTLS]),
-    command('dmesg.txt', ['sh', '-c', 'dmesg -T 2>/dev/null | tail -n 500']),
+    // The kernel log from --since on (util-linux dmesg), at most its last 500 lines.
+    command('dmesg.txt', ['sh', '-c', 'if [ -n "$1" ]; then dmesg -T --since "$1"; else dmesg -T; fi 2>/dev/null | tail -n 500', 'dmesg', since ? since.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '') : '']),
     command('pinion-state.json', ['cat', NODE_STATE_FILE]),
     ...maps,
     {file: 'events.json', run: async (shell, signal) => {

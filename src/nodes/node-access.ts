@@ -88,8 +88,15 @@ export class NodeAccess {
     return mapSettled(nodes, this.options.concurrency, async (node) => fn(await this.shell(node), node))
   }
 
-  /** Close connections and delete this run's debug pods; safe to call twice. */
-  async close(): Promise<void> {
+  private closing?: Promise<void>
+
+  /** Close connections and delete this run's debug pods; every caller waits for the same cleanup. */
+  close(): Promise<void> {
+    this.closing ??= this.cleanUp()
+    return this.closing
+  }
+
+  private async cleanUp(): Promise<void> {
     const shells = [...this.shells.values()]
     this.shells.clear()
     await Promise.allSettled(shells.map(async (shell) => (await shell).close()))

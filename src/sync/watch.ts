@@ -33,14 +33,14 @@ export async function watchAndSync(api: Clients, options: WatchLoopOptions, sync
   const watch = new k8s.Watch(api.config)
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> = Promise.resolve()
-  let pendingReason: string | undefined
+  const reasons = new Set<string>()
 
   const schedule = (reason: string) => {
-    pendingReason ??= reason
+    reasons.add(reason)
     clearTimeout(timer)
     timer = setTimeout(() => {
-      const why = pendingReason ?? reason
-      pendingReason = undefined
+      const why = [...reasons].join(', ')
+      reasons.clear()
       running = running.then(() => sync(why)).catch((error) => options.onError(errorMessage(error)))
     }, options.debounceMs)
   }

@@ -73,3 +73,24 @@ describe('datapath ABI: TypeScript layouts match the BTF of the compiled object'
     expect(Number(/#define PINION_ABI_VERSION (\d+)/.exec(header)![1])).toBe(DATAPATH_ABI_VERSION)
   })
 })
+
+describe('every compiled object passes the kernel verifier', () => {
+  it('loads each dist/bpf/*.bpf.o into a scratch bpffs', async () => {
+    requireSystem(['bpftool'])
+    const {readdirSync, mkdtempSync} = await import('node:fs')
+    const {tmpdir} = await import('node:os')
+    const objects = readdirSync(`${REPO_ROOT}dist/bpf`).filter((name) => name.endsWith('.bpf.o'))
+    expect(objects).toEqual(expect.arrayContaining(['pinion.bpf.o', 'bench_floor.bpf.o']))
+    const root = mkdtempSync(`${tmpdir()}/pinion-verify-`)
+    execFileSync('mount', ['-t', 'bpf', 'bpf', root])
+    try {
+      for (const object of objects) {
+        const name = object.replace('.bpf.o', '').replace(/\W/g, '_')
+        execFileSync('bpftool', ['prog', 'loadall', `${REPO_ROOT}dist/bpf/${object}`, `${root}/${name}_progs`, 'pinmaps', `${root}/${name}_maps`], {stdio: 'pipe'})
+        expect(readdirSync(`${root}/${name}_progs`).length, object).toBeGreaterThan(0)
+      }
+    } finally {
+      execFileSync('umount', [root])
+    }
+  })
+})

@@ -2,17 +2,23 @@
  * install / sync / status / uninstall against a two-node lab with four web
  * pods (web-N-M on node N), real traffic through the installed datapath.
  */
+import {spawn} from 'node:child_process'
 import {PassThrough, Writable} from 'node:stream'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {execInPod} from '../../src/cluster/exec.js'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {DEFAULT_PIN_ROOT} from '../../src/datapath/catalogue.js'
+import {readSnapshot} from '../../src/cluster/snapshot.js'
 import {type ClusterOptions, install, sync, uninstall} from '../../src/install/install.js'
+import {installNode, uninstallNode} from '../../src/install/node-install.js'
+import {dumpMap} from '../../src/maps/dump.js'
+import {withNodeAccess} from '../../src/nodes/node-access.js'
+import {ClusterPlanner} from '../../src/sync/plan.js'
 import {NODE_STATE_FILE} from '../../src/install/node-state.js'
 import {clusterStatus} from '../../src/install/status.js'
 import type {LabSummary} from '../../src/lab/lab.js'
 import {waitFor} from '../../src/lib/wait.js'
-import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
+import {DEBUG_NAMESPACE, DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
 import {runOnNodes} from '../../src/nodes/run-command.js'
 import {defaultSshOptions} from '../../src/nodes/ssh-shell.js'
 import {startLab, stopLab} from '../helpers/lab.js'
@@ -125,6 +131,51 @@ describe('policies and sync', () => {
     const backends = await runOnNodes(api, access, [lab.nodes[0].name], ['bpftool', '-j', 'map', 'dump', 'pinned', `${DEFAULT_PIN_ROOT}/maps/pinion_backends`], 10_000)
     const addresses = (JSON.parse(backends[0].stdout!) as {formatted: {value: {address: number}}}[]).map((row) => row.formatted.value.address)
     expect(addresses).toHaveLength(3 * 3) // web-1-1, web-1-2, web-2-1 behind http, dns and ICMP
+  })
+
+  it('sync --watch follows the API and keeps maps current', async () => {
+    const cli = spawn(`${REPO_ROOT}bin/run.js`, ['sync', '--watch', '--kubeconfig', lab.kubeconfig], {stdio: ['ignore', 'pipe', 'pipe']})
+    let output = ''
+    cli.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    const exited = new Promise<number | null>((resolve) => cli.on('exit', resolve))
+    try {
+      await waitFor('the initial sync', () => output.includes('initial sync'), {timeoutMs: 30_000})
+      await policy('watched', {podSelector: {matchLabels: {app: 'web'}}, policyTypes: ['Egress']})
+      await waitFor('egress isolation from the watch', async () => {
+        const dumps = await dumpMap(api, access, {map: 'endpoint', nodes: [lab.nodes[0].name], filters: [], raw: false, pinRoot: DEFAULT_PIN_ROOT})
+        return dumps[0].rows!.every((row) => row.egressIsolatedBy === 'default/watched (default deny)')
+      }, {timeoutMs: 30_000, intervalMs: 500})
+      expect(output).toMatch(/networkpolicies changed/)
+    } finally {
+      cli.kill('SIGTERM')
+    }
+    expect(await exited).toBe(143) // stopped by SIGTERM after deleting its debug pods
+    await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'watched'})
+    await syncAll()
+    expect((await api.core.listNamespacedPod({namespace: DEBUG_NAMESPACE})).items).toHaveLength(0)
+  })
+
+  it('rolls a node back when an install fails part-way', async () => {
+    const broken = {data: Buffer.from('not an ELF object'), sha: 'broken', version: 'broken'}
+    const plans = new ClusterPlanner(await readSnapshot(api)).plan()
+    await withNodeAccess(api, access, async (session) => {
+      // An installed node keeps its programs, attachments and record.
+      const installed = await session.shell(lab.nodes[0].name)
+      await expect(installNode(installed, plans[0], broken, DEFAULT_PIN_ROOT, () => {})).rejects.toThrow()
+      expect((await installed.run(['ls', DEFAULT_PIN_ROOT])).stdout.toString().split('\n').filter(Boolean).sort()).toEqual(['maps', 'progs'])
+      // A fresh node is left with nothing at all.
+      await uninstallNode(await session.shell(lab.nodes[1].name), DEFAULT_PIN_ROOT)
+      const fresh = await session.shell(lab.nodes[1].name)
+      await expect(installNode(fresh, plans[1], broken, DEFAULT_PIN_ROOT, () => {})).rejects.toThrow()
+      expect((await fresh.run(['test', '-e', DEFAULT_PIN_ROOT])).exitCode).not.toBe(0)
+      expect((await fresh.run(['test', '-e', NODE_STATE_FILE])).exitCode).not.toBe(0)
+    })
+    const [node1, node2] = await clusterStatus(api, access, [], DEFAULT_PIN_ROOT)
+    expect([node1.health, node1.attachedInterfaces]).toEqual(['healthy', 2])
+    expect([node2.health, node2.attachedInterfaces]).toEqual(['not installed', 0])
+    // deny-all still isolates node-1's pods for ingress; egress from them still flows.
+    expect((await probe('web-1-2', 'tcp', ips.get('web-2-1')!, 80)).ok).toBe(true)
+    expect((await install(api, {...options, dryRun: false})).map((outcome) => outcome.action)).toEqual(['unchanged', 'installed'])
   })
 
   it('uninstall restores plain connectivity and is idempotent', async () => {
