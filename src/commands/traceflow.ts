@@ -16,7 +16,7 @@ function tcpFlags(text: string): number {
 }
 
 export default class Traceflow extends BaseCommand {
-  static override description = 'Trace a synthetic packet from a pod through the real datapath programs on each node it crosses (no traffic is sent, nothing is recorded)'
+  static override description = 'Trace a packet from a pod through the real datapath on each node it crosses: synthetic by default (no traffic is sent, nothing is recorded), or --live'
   static override examples = [
     '<%= config.bin %> traceflow --source default/client --destination default/web-1',
     '<%= config.bin %> traceflow --source default/client --destination-service default/web --dst-port 80',
@@ -34,6 +34,7 @@ export default class Traceflow extends BaseCommand {
     'src-port': Flags.integer({description: 'Source port (default: random)', min: 1, max: 65535}),
     'tcp-flags': Flags.string({description: 'TCP flags, comma separated', default: 'SYN'}),
     expect: Flags.string({description: 'Exit 1 unless the result is this', options: ['delivered', 'dropped', 'forwardedoutofnetwork']}),
+    live: Flags.boolean({description: 'Send one real, DSCP-tagged packet from the source pod (needs nc/ping in it) and report the trace events every node emitted; --timeout bounds the wait (default 10s)', default: false}),
   }
 
   async run(): Promise<void> {
@@ -47,7 +48,7 @@ export default class Traceflow extends BaseCommand {
       dstPort: flags['dst-port'],
       srcPort: flags['src-port'],
       tcpFlags: tcpFlags(flags['tcp-flags']),
-    }, flags['pin-root'])
+    }, flags['pin-root'], flags.live ? {timeoutMs: this.argv.some((arg) => arg.startsWith('--timeout')) ? this.globals.timeoutMs : 10_000} : undefined)
     if (this.globals.output === 'table' || this.globals.output === 'wide') {
       this.log(`${trace.spec.protocol} ${trace.spec.source} -> ${trace.spec.destination} (${trace.mode})`)
     }

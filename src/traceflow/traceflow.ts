@@ -3,9 +3,10 @@ import {readSnapshot} from '../cluster/snapshot.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {Traceflow} from './model.js'
 import {resolveTraceflow, type TraceflowRequest} from './resolve.js'
+import {liveTrace} from './live.js'
 import {syntheticTrace} from './synthetic.js'
 
-export async function traceflow(api: Clients, access: NodeAccessOptions, request: TraceflowRequest, pinRoot: string): Promise<Traceflow> {
+export async function traceflow(api: Clients, access: NodeAccessOptions, request: TraceflowRequest, pinRoot: string, live?: {timeoutMs: number}): Promise<Traceflow> {
   const snapshot = await readSnapshot(api)
   const spec = resolveTraceflow(request, snapshot)
   const described = {
@@ -15,6 +16,6 @@ export async function traceflow(api: Clients, access: NodeAccessOptions, request
     srcPort: spec.protocol === 'icmp' ? undefined : spec.srcPort,
     dstPort: spec.protocol === 'icmp' ? undefined : spec.destination.port,
   }
-  const trace = await withNodeAccess(api, access, (session) => syntheticTrace(session, snapshot, spec, pinRoot))
-  return {mode: 'synthetic', spec: described, ...trace}
+  const trace = await withNodeAccess(api, access, (session) => (live ? liveTrace(session, api.config, snapshot, spec, pinRoot, live.timeoutMs) : syntheticTrace(session, snapshot, spec, pinRoot)))
+  return {mode: live ? 'live' : 'synthetic', spec: described, ...trace}
 }

@@ -139,10 +139,7 @@ describe('NetworkPolicy', () => {
     let retval = -1
     const events = await collectEvents(async () => {
       retval = (await dp.run('to_pod', buildPacket({src: C, dst: B, protocol: 'tcp', srcPort: 46000, dstPort: 8080}), {ifindex: 'pod-b'})).retval
-      // The drop event follows the verdict, but perf coalesces wakeups of events
-      // written back to back, so it may surface only with the next event: wait
-      // for the verdict and check the drop through the counters.
-    }, (seen) => seen.some((event) => event.type === 'policy'))
+    }, (seen) => seen.some((event) => event.type === 'drop'))
     expect(retval).toBe(TC_ACT.SHOT)
     expect(await metric(DropReason.POLICY_DENIED, DIRECTION.INGRESS)).toBe(before + 1)
     const verdict = events.find((event) => event.type === 'policy')!
@@ -150,6 +147,7 @@ describe('NetworkPolicy', () => {
     expect(verdict.flow).toMatchObject({src: C, dst: B, dstPort: 8080, protocol: 'TCP', direction: 'ingress'})
     const names = await dp.dump('pinion_polnames')
     expect(names.find((row) => row.key.id === verdict.policyCookie >>> 8)?.value).toEqual({namespace: 'default', name: 'allow-a-to-b'})
+    expect(events.find((event) => event.type === 'drop')).toMatchObject({dropReason: 'POLICY_DENIED', policyCookie: B_INGRESS})
   })
 
   it('allows what a rule names, and the reply of an allowed connection passes an isolated pod', async () => {

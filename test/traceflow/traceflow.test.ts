@@ -91,6 +91,32 @@ describe('synthetic traceflow', () => {
     expect(result.observations.find((observation) => observation.component === 'LB')).toMatchObject({action: 'Dropped', dropReason: 'NO_SERVICE_BACKEND'})
   })
 
+  it('live mode traces a real tagged packet and agrees with the synthetic trace', async () => {
+    const live = (request: Partial<TraceflowRequest>) => traceflow(api, access, {source: 'default/web-1-1', protocol: 'tcp', tcpFlags: TCP_FLAGS.SYN, ...request}, DEFAULT_PIN_ROOT, {timeoutMs: 10_000})
+    for (const request of [{destination: 'default/web-1-2'}, {destination: 'default/web-2-1', protocol: 'udp' as const, dstPort: 53}, {destinationService: 'default/web', dstPort: 80}]) {
+      const [synthetic, real] = [await trace(request), await live(request)]
+      expect(real.mode).toBe('live')
+      expect(real.result, JSON.stringify(real)).toBe(synthetic.result)
+      expect(real.observations.at(-1)).toMatchObject({component: 'Forwarding', action: 'Delivered'})
+    }
+    const lb = (await live({destinationService: 'default/web', dstPort: 80})).observations.find((observation) => observation.component === 'LB')!
+    expect(lb.translatedDstPod).toMatch(/^default\/web-\d-\d$/)
+    await api.networking.createNamespacedNetworkPolicy({namespace: 'default', body: {metadata: {name: 'deny-web'}, spec: {podSelector: {matchLabels: {app: 'web'}}}}})
+    try {
+      await sync(api, cluster)
+      const [synthetic, real] = [await trace({destination: 'default/web-2-1', protocol: 'udp', dstPort: 53}), await live({destination: 'default/web-2-1', protocol: 'udp', dstPort: 53})]
+      expect([synthetic.result, real.result]).toEqual(['Dropped', 'Dropped'])
+      const policy = (result: typeof real) => result.observations.find((observation) => observation.component === 'NetworkPolicy')!
+      expect(policy(real)).toMatchObject({action: 'Dropped', node: lab.nodes[1].name, networkPolicy: policy(synthetic).networkPolicy})
+    } finally {
+      await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'deny-web'})
+      await sync(api, cluster)
+    }
+    // The traceflow tag is cleared again on every node.
+    const config = await dumpMap(api, access, {map: 'config', nodes: [], filters: [], raw: false, pinRoot: DEFAULT_PIN_ROOT})
+    expect(config.flatMap((node) => node.rows!.map((row) => row.traceDscp))).toEqual([0, 0])
+  })
+
   it('gives clear errors, and --expect makes the CLI usable in CI', async () => {
     await expect(trace({source: 'default/nope', destination: 'default/web-2-1'})).rejects.toThrow('source pod default/nope not found')
     await expect(trace({destinationService: 'default/missing'})).rejects.toThrow('service default/missing not found')
