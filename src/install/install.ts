@@ -11,7 +11,9 @@ import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/
 import type {NodeShell} from '../nodes/shell.js'
 import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
+import {readLoggingConfig} from '../monitor/policy-logging.js'
 import {readNodeRecord} from './node-state.js'
+import {updateNodeConfig} from './runtime-config.js'
 import {preflight, type Preflight} from './preflight.js'
 
 export interface ClusterOptions {
@@ -76,6 +78,7 @@ async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOpt
 
 export async function install(api: Clients, options: ClusterOptions & {dryRun: boolean}): Promise<NodeOutcome[]> {
   const object = datapathObject()
+  const logging = await readLoggingConfig(api)
   return onNodes(api, options, 'install', async (shell, plan, report) => {
     report('preflight')
     const checks = await preflight(shell, options.pinRoot)
@@ -83,6 +86,11 @@ export async function install(api: Clients, options: ClusterOptions & {dryRun: b
     const planned = {endpoints: plan.endpoints.length, entries: plan.entries.length + plan.endpoints.length}
     if (options.dryRun) return {action: 'would install', preflight: checks, plan: planned}
     const result = await installNode(shell, plan, object, options.pinRoot, report)
+    // Policy logging is cluster configuration: a (re)installed node gets it back.
+    await updateNodeConfig(shell, options.pinRoot, (current) => {
+      current.policyLogAllow = logging.allow.log ? 1 : 0
+      current.policyLogDeny = logging.deny.log ? 1 : 0
+    })
     return {action: result.action, preflight: checks, result, plan: planned}
   })
 }

@@ -1,0 +1,31 @@
+import {Flags} from '@oclif/core'
+import {clients} from '../../cluster/kubeconfig.js'
+import {BaseCommand} from '../../lib/base-command.js'
+import {pinRootFlag} from '../../lib/datapath-flags.js'
+import {parseDuration} from '../../lib/duration.js'
+import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
+import {policyLogs} from '../../monitor/policy-logging.js'
+
+export default class PolicyLoggingLogs extends BaseCommand {
+  static override description = 'Print policy log records, one JSON object per connection (first packet only; denies aggregated; rate limited per node)'
+  static override flags = {
+    ...nodeFlags,
+    ...pinRootFlag,
+    follow: Flags.boolean({char: 'f', description: 'Keep streaming until interrupted', default: false}),
+    duration: Flags.string({description: 'Without --follow: how long to listen', default: '10s'}),
+    'rate-limit': Flags.integer({description: 'Records per second per node; the overflow is dropped and counted', default: 500, min: 1}),
+    'deny-window': Flags.string({description: 'Denies of one connection within this window become one record', default: '5s'}),
+  }
+
+  async run(): Promise<void> {
+    const {flags} = await this.parse(PolicyLoggingLogs)
+    const stop = new AbortController()
+    process.once('SIGINT', () => stop.abort())
+    process.once('SIGTERM', () => stop.abort())
+    if (!flags.follow) setTimeout(() => stop.abort(), parseDuration(flags.duration)).unref()
+    const summary = await policyLogs(clients(this.globals), nodeAccessOptions(flags), flags.node, flags['pin-root'], {ratePerSecond: flags['rate-limit'], denyWindowMs: parseDuration(flags['deny-window'])}, stop.signal, (record) => this.log(JSON.stringify(record)))
+    for (const node of summary) {
+      if (node.rateLimited || node.lostEvents) this.note(this.errColor.yellow(`${node.node}: ${node.rateLimited} records over the rate limit dropped, ${node.lostEvents} events lost`))
+    }
+  }
+}

@@ -1,0 +1,110 @@
+import type {Clients} from '../cluster/kubeconfig.js'
+import {readSnapshot} from '../cluster/snapshot.js'
+import {splitCookie} from '../datapath/constants.js'
+import type {DatapathEvent} from '../datapath/events.js'
+import {UsageError} from '../lib/errors.js'
+import {readPolicyNames} from '../maps/dump.js'
+import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
+import {runChecked} from '../nodes/shell.js'
+import {collectEvents} from './collector.js'
+
+export interface MonitorFilter {
+  types: readonly ('policy' | 'drop' | 'trace')[]
+  pod?: string
+  verdict?: 'allow' | 'deny'
+}
+
+/** One decoded event with names resolved, as monitor prints it. */
+export interface MonitorRecord {
+  kind: 'event'
+  time: string
+  node: string
+  type: DatapathEvent['type']
+  source: string
+  destination: string
+  protocol: string
+  tcpFlags?: string
+  verdict?: 'allow' | 'deny'
+  dropReason?: string
+  policy?: string
+  tracePoint?: string
+  ctState: string
+  direction: string
+}
+
+export type MonitorOutput = MonitorRecord | {kind: 'lost'; node: string; count: number; cpu: number} | {kind: 'error'; node: string; message: string}
+
+export function compactLine(record: MonitorRecord): string {
+  const time = record.time.slice(11, 19)
+  const what = record.type === 'drop'
+    ? `DROPPED (${record.dropReason}${record.policy ? ` by ${record.policy}` : ''})`
+    : record.type === 'policy'
+      ? `${record.verdict === 'deny' ? 'DENIED' : 'ALLOWED'}${record.policy ? ` by ${record.policy}` : ''}`
+      : `TRACE ${record.tracePoint} ${record.ctState}`
+  return `${time} ${record.node} ${record.source} -> ${record.destination} ${record.protocol}${record.tcpFlags ? ` ${record.tcpFlags}` : ''} ${what}`
+}
+
+/**
+ * Stream decoded datapath events from every selected node until `signal`
+ * aborts, with pod and policy names resolved and node clocks turned into
+ * wall-clock time. Lost events are reported as records of their own.
+ */
+export async function monitor(api: Clients, access: NodeAccessOptions, nodes: readonly string[], pinRoot: string, filter: MonitorFilter, signal: AbortSignal, onRecord: (record: MonitorOutput) => void, ready?: () => void): Promise<void> {
+  if (filter.pod && !/^[^/]+\/[^/]+$/.test(filter.pod)) throw new UsageError(`--pod takes NAMESPACE/NAME, got "${filter.pod}"`)
+  const snapshot = await readSnapshot(api)
+  const pods = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
+  const services = new Map(snapshot.services.filter((service) => service.spec?.clusterIP).map((service) => [service.spec!.clusterIP!, `${service.metadata!.namespace}/${service.metadata!.name}`]))
+  const name = (ip: string, port: number) => `${pods.get(ip) ?? services.get(ip) ?? ip}${port ? `:${port}` : ''}`
+  await withNodeAccess(api, access, async (session) => {
+    const selected = await session.nodes(nodes)
+    // Events carry CLOCK_BOOTTIME: one uptime reading per node turns them into wall-clock time.
+    const clocks = new Map<string, number>()
+    const names = new Map<number, string>()
+    for (const node of selected) {
+      try {
+        const shell = await session.shell(node)
+        const uptime = Number.parseFloat((await runChecked(shell, ['cat', '/proc/uptime'])).stdout.toString('utf8'))
+        clocks.set(node, Date.now() - uptime * 1000)
+        for (const [id, policy] of await readPolicyNames(shell, pinRoot)) names.set(id, policy)
+      } catch {
+        // reported by the collector below
+      }
+    }
+    const policyName = (cookie: number) => {
+      if (!cookie) return undefined
+      const {policyId, rule} = splitCookie(cookie)
+      return `${names.get(policyId) ?? `policy ${policyId}`}${rule ? ` rule ${rule}` : ''}`
+    }
+    const collector = await collectEvents(session, selected, pinRoot, (record) => {
+      if (record.kind !== 'event') {
+        onRecord(record)
+        return
+      }
+      const {event} = record
+      if (filter.types.length && !filter.types.includes(event.type)) return
+      if (filter.verdict && event.verdict !== filter.verdict) return
+      const source = name(event.flow.src, event.flow.srcPort)
+      const destination = name(event.flow.dst, event.flow.dstPort)
+      if (filter.pod && pods.get(event.flow.src) !== filter.pod && pods.get(event.flow.dst) !== filter.pod) return
+      onRecord({
+        kind: 'event',
+        time: new Date((clocks.get(record.node) ?? Date.now()) + event.timestamp / 1e6).toISOString(),
+        node: record.node,
+        type: event.type,
+        source,
+        destination,
+        protocol: event.flow.protocol,
+        tcpFlags: event.flow.tcpFlags || undefined,
+        verdict: event.verdict,
+        dropReason: event.dropReason,
+        policy: policyName(event.policyCookie),
+        tracePoint: event.tracePoint,
+        ctState: event.flow.ctState,
+        direction: event.flow.direction,
+      })
+    })
+    ready?.()
+    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), {once: true})))
+    await collector.stop()
+  })
+}
