@@ -119,7 +119,13 @@ export class ClusterPlanner {
     const excepted = (cidr: string) => (block.except ?? []).some((except) => cidrContains(except, cidr))
     const ids = [...this.cidrIdentity].filter(([cidr]) => cidrContains(block.cidr, cidr) && !excepted(cidr)).map(([, id]) => id)
     if (block.cidr.endsWith('/0')) ids.push(IDENTITY.WORLD)
-    return ids
+    // Pod addresses inside the block count too (as upstream conformance expects);
+    // pods sharing an identity share the verdict, the identity model's limit.
+    for (const pod of this.pods) {
+      const ip = `${pod.status!.podIP}/32`
+      if (cidrContains(block.cidr, ip) && !excepted(ip)) ids.push(this.podIdentity.get(key(pod))!)
+    }
+    return [...new Set(ids)]
   }
 
   /** Pods a peer selects: podSelector within the policy's namespace, namespaceSelector across namespaces, or both. */
