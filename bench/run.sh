@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 run() { echo; echo "== $*"; unshare --mount --propagation private -- node --import tsx "$@"; }
 run bench/datapath-cost.ts
 run bench/control-plane.ts
+run bench/service-forwarding.ts
 run bench/ct-decode.ts "${CT_ENTRIES:-1000000}"
