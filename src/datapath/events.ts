@@ -1,6 +1,7 @@
 import type {Decoded} from './codec.js'
 import {CT_STATE_NAME, DIRECTION_NAME, EVENT_FLAG, EVENT_TYPE, protoName, tcpFlagNames, VERDICT} from './constants.js'
 import {dropReasonId, dropReasonText} from './drop-reasons.js'
+import {JsonObjectStream} from './json-stream.js'
 import {dropEvent, eventHeader, policyEvent, traceEvent} from './structs.js'
 
 /** A datapath event decoded from the perf buffer, with names instead of numbers. */
@@ -81,57 +82,12 @@ export function decodeEvent(sample: Buffer): DatapathEvent {
 
 export type PipeRecord = {kind: 'sample'; cpu: number; data: Buffer} | {kind: 'lost'; cpu: number; count: number}
 
-/**
- * Parser of `bpftool -j map event_pipe` output: one JSON array whose objects
- * arrive over time. bpftool writes an object's closing brace only when the
- * next object starts, so a record counts as complete as soon as its last
- * field (the "data" array, or the "lost" object) closes.
- */
+/** Parser of `bpftool -j map event_pipe` output: records as they arrive. */
 export class EventPipeParser {
-  private buffer = ''
-  private depth = 0
-  private start = -1
-  private inString = false
-  private escaped = false
-  private emitted = false
+  private readonly elements = new JsonObjectStream(true)
 
   push(chunk: string): PipeRecord[] {
-    const records: PipeRecord[] = []
-    const base = this.buffer.length
-    this.buffer += chunk
-    for (let i = base; i < this.buffer.length; i++) {
-      const ch = this.buffer[i]
-      if (this.inString) {
-        if (this.escaped) this.escaped = false
-        else if (ch === '\\') this.escaped = true
-        else if (ch === '"') this.inString = false
-        continue
-      }
-      if (ch === '"') {
-        this.inString = true
-      } else if (ch === '{' || ch === '[') {
-        if (ch === '{' && this.depth === 1) {
-          this.start = i
-          this.emitted = false
-        }
-        this.depth++
-      } else if (ch === '}' || ch === ']') {
-        this.depth--
-        if (this.depth === 2 && this.start >= 0 && !this.emitted) {
-          // The record's last compound field closed: the record is complete.
-          records.push(toRecord(JSON.parse(this.buffer.slice(this.start, i + 1) + '}')))
-          this.emitted = true
-        }
-        if (this.depth === 1 && this.start >= 0) this.start = -1
-      }
-    }
-    if (this.start < 0) {
-      this.buffer = ''
-    } else {
-      this.buffer = this.buffer.slice(this.start)
-      this.start = 0
-    }
-    return records
+    return this.elements.push(chunk).map((text) => toRecord(JSON.parse(text)))
   }
 }
 

@@ -1,7 +1,12 @@
 /**
  * Incremental splitter of a JSON array of objects arriving in chunks (bpftool
- * -j output): yields each complete top-level object's text, holding at most
- * one unfinished object. Strings are honoured so braces inside them are safe.
+ * -j output): yields each complete element's text, holding at most one
+ * unfinished element. Strings are honoured so brackets inside them are safe.
+ *
+ * bpftool's event_pipe writes an element's closing brace only when the next
+ * one starts; with `completeAtLastField` an element counts as complete as soon
+ * as a compound field closes (its last field: "data" or "lost"), so no event
+ * waits for the next one.
  */
 export class JsonObjectStream {
   private buffer = ''
@@ -9,6 +14,10 @@ export class JsonObjectStream {
   private start = -1
   private inString = false
   private escaped = false
+  private emitted = false
+  private startDepth = 1
+
+  constructor(private readonly completeAtLastField = false) {}
 
   push(chunk: string): string[] {
     const out: string[] = []
@@ -20,21 +29,29 @@ export class JsonObjectStream {
         if (this.escaped) this.escaped = false
         else if (ch === '\\') this.escaped = true
         else if (ch === '"') this.inString = false
-        continue
-      }
-      if (ch === '"') this.inString = true
-      else if (ch === '{') {
-        if (this.depth === 0) this.start = i
+      } else if (ch === '"') {
+        this.inString = true
+      } else if (ch === '{' || ch === '[') {
+        // Elements of the top array, or a bare top-level object (bpftool's {"error": …}).
+        if (ch === '{' && this.depth <= 1 && this.start < 0) {
+          this.start = i
+          this.startDepth = this.depth
+          this.emitted = false
+        }
         this.depth++
-      } else if (ch === '}') {
+      } else if (ch === '}' || ch === ']') {
         this.depth--
-        if (this.depth === 0 && this.start >= 0) {
-          out.push(this.buffer.slice(this.start, i + 1))
+        if (this.start < 0) continue
+        if (this.depth === this.startDepth + 1 && this.completeAtLastField && !this.emitted) {
+          out.push(this.buffer.slice(this.start, i + 1) + '}')
+          this.emitted = true
+        } else if (this.depth === this.startDepth) {
+          if (!this.emitted) out.push(this.buffer.slice(this.start, i + 1))
           this.start = -1
         }
       }
     }
-    if (this.depth === 0) {
+    if (this.start < 0) {
       this.buffer = ''
     } else {
       this.buffer = this.buffer.slice(this.start)
