@@ -9,7 +9,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct lb4_key);
 	__type(value, struct lb4_service);
-	__uint(max_entries, 65536);
+	/* Frontends plus one slot per backend; frontends are capped at 65535 by the u16 rev-NAT index. */
+	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } pinion_services SEC(".maps");
 
@@ -17,7 +18,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, __u32);
 	__type(value, struct lb4_backend);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 } pinion_backends SEC(".maps");
 

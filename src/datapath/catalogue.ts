@@ -35,8 +35,8 @@ export interface MapSpec {
 
 export const MAPS: readonly MapSpec[] = [
   {name: 'pinion_endpoint', type: 'hash', key: S.endpointKey, value: S.endpointInfo, maxEntries: 65536, description: 'Local pods: IP -> interface, endpoint id, identity, isolation'},
-  {name: 'pinion_services', type: 'hash', key: S.lb4Key, value: S.lb4Service, maxEntries: 65536, description: 'Service frontends (slot 0) and their backend slots'},
-  {name: 'pinion_backends', type: 'hash', key: S.backendId, value: S.lb4Backend, maxEntries: 65536, description: 'Backend id -> address, port, protocol, state'},
+  {name: 'pinion_services', type: 'hash', key: S.lb4Key, value: S.lb4Service, maxEntries: 262144, description: 'Service frontends (slot 0) and their backend slots'},
+  {name: 'pinion_backends', type: 'hash', key: S.backendId, value: S.lb4Backend, maxEntries: 262144, description: 'Backend id -> address, port, protocol, state'},
   {name: 'pinion_revnat', type: 'hash', key: S.revNatIndex, value: S.lb4ReverseNat, maxEntries: 65536, description: 'Reverse-NAT index -> frontend VIP and port'},
   {name: 'pinion_ct4', type: 'lru_hash', key: S.ct4Key, value: S.ctEntry, maxEntries: 524288, description: 'Connection tracking (egress, ingress and Service-affinity entries)'},
   {name: 'pinion_policy', type: 'lpm_trie', key: S.policyKey, value: S.policyEntry, maxEntries: 262144, description: 'NetworkPolicy rules per endpoint and direction'},
