@@ -16,7 +16,7 @@ import {byMap, endpointEntry, frontendEntries, ipcacheEntry, type MapEntry} from
 import {addNetns, addPodInterface, delNetns, setSysctl, sh} from '../src/lab/netns.js'
 import {LocalShell} from '../src/nodes/local-shell.js'
 import {iptablesRules, nftablesRules} from './kube-proxy-rules.js'
-import {backendOf, printTable, timed, vipOf} from './lib.js'
+import {backendOf, peakRssMb, printTable, timed, vipOf} from './lib.js'
 
 const SIZES = (process.env.SIZES ?? '1000,10000').split(',').map(Number)
 const BACKENDS = 5
@@ -87,4 +87,4 @@ try {
     // not mounted
   }
 }
-printTable(`Service forwarding, ${CONNECTIONS} sequential TCP connections to one Service with ${BACKENDS} backends`, rows)
+printTable(`Service forwarding, ${CONNECTIONS} sequential TCP connections to one Service with ${BACKENDS} backends (peak RSS of this process: ${peakRssMb()} MB)`, rows)

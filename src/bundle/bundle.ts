@@ -149,7 +149,15 @@ export async function supportBundle(api: Clients, options: BundleOptions): Promi
         manifest.nodes[result.item].fallback = 'api'
         const nodeObject = snapshot.nodes.find((node) => node.metadata?.name === result.item)
         archive.add(`nodes/${result.item}/api/node.yaml`, stringify(clean(nodeObject)))
-        archive.add(`nodes/${result.item}/api/pods.yaml`, stringify(clean(snapshot.pods.filter((pod) => pod.spec?.nodeName === result.item))))
+        const onNode = snapshot.pods.filter((pod) => pod.spec?.nodeName === result.item)
+        archive.add(`nodes/${result.item}/api/pods.yaml`, stringify(clean(onNode)))
+        // What the node's pods logged, through the API server (honours --since).
+        for (const pod of onNode.filter((candidate) => !candidate.spec?.hostNetwork)) {
+          const {namespace, name} = pod.metadata as {namespace: string; name: string}
+          await record(result.item, `api/logs/${namespace}_${name}.log`, async () => {
+            return await api.core.readNamespacedPodLog({namespace, name, sinceSeconds: options.sinceMs ? Math.ceil(options.sinceMs / 1000) : undefined, tailLines: 2000})
+          })
+        }
       }
     }
     await progress?.finish()

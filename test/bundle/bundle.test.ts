@@ -93,6 +93,7 @@ describe('pinion support-bundle', () => {
     expect(manifest.nodes[lab.nodes[0].name].ok).toBe(true)
     expect(manifest.nodes[down.name]).toMatchObject({ok: false, fallback: 'api', error: expect.stringMatching(/cannot run|down/)})
     expect(files).toContain(`nodes/${down.name}/api/node.yaml`)
+    expect(files).toContain(`nodes/${down.name}/api/logs/default_web-2-1.log`)
     expect(readFileSync(join(root, 'failed.txt'), 'utf8')).toContain(`node ${down.name}`)
   })
 })
