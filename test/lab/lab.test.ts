@@ -8,7 +8,9 @@ import {execInPod} from '../../src/cluster/exec.js'
 import {apiStatus, type Clients} from '../../src/cluster/kubeconfig.js'
 import {labDir} from '../../src/lab/config.js'
 import {labDown, labSecrets, type LabSummary} from '../../src/lab/lab.js'
+import {readSandboxRecord} from '../../src/lab/api/kubelet.js'
 import {readState} from '../../src/lab/state.js'
+import {processAlive} from '../../src/lib/process.js'
 import {waitFor} from '../../src/lib/wait.js'
 import {hostPod, startLab, stopLab} from '../helpers/lab.js'
 
@@ -153,15 +155,19 @@ describe('kubectl against the lab', () => {
 })
 
 describe('lab down', () => {
-  it('leaves no namespace, mount, process or file behind', async () => {
+  it('leaves no namespace, mount, process or file behind, also after the API server crashed', async () => {
     const state = readState(lab.name)!
+    const podServers = readSandboxRecord(lab.name).pids
+    expect(podServers.length).toBeGreaterThan(0)
+    process.kill(state.api!.pid, 'SIGKILL') // a crash: the daemon cannot clean its pods up itself
     await labDown(lab.name)
     down = true
     const netns = execFileSync('ip', ['netns', 'list'], {encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe']})
     for (const name of state.netns) expect(netns).not.toContain(name)
     expect(netns).not.toContain(`pinion-${lab.name}-`)
     expect(execFileSync('findmnt', ['-rn', '-o', 'TARGET'], {encoding: 'utf8'})).not.toContain(labDir(lab.name))
-    for (const pid of state.pids) expect(() => process.kill(pid, 0)).toThrow()
+    for (const pid of state.pids) expect(processAlive(pid), `pid ${pid}`).toBe(false)
+    for (const pid of podServers) expect(processAlive(pid), `pod server ${pid}`).toBe(false)
     expect(existsSync(labDir(lab.name))).toBe(false)
     expect(await labDown(lab.name)).toEqual({name: lab.name, existed: false})
   })
