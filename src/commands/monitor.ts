@@ -3,6 +3,7 @@ import {clients} from '../cluster/kubeconfig.js'
 import {BaseCommand} from '../lib/base-command.js'
 import {pinRootFlag} from '../lib/datapath-flags.js'
 import {parseDuration} from '../lib/duration.js'
+import {stopSignal} from '../lib/stop-signal.js'
 import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
 import {compactLine, monitor, type MonitorFilter} from '../monitor/monitor.js'
 
@@ -26,13 +27,10 @@ export default class Monitor extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Monitor)
-    const stop = new AbortController()
-    process.once('SIGINT', () => stop.abort())
-    process.once('SIGTERM', () => stop.abort())
-    if (!flags.follow) setTimeout(() => stop.abort(), parseDuration(flags.duration)).unref()
+    const stop = stopSignal(flags.follow ? undefined : parseDuration(flags.duration))
     const filter: MonitorFilter = {types: flags.type as MonitorFilter['types'], pod: flags.pod, verdict: flags.verdict as MonitorFilter['verdict']}
     let lost = 0
-    await monitor(clients(this.globals), nodeAccessOptions(flags), flags.node, flags['pin-root'], filter, stop.signal, (record) => {
+    await monitor(clients(this.globals), nodeAccessOptions(flags), flags.node, flags['pin-root'], filter, stop, (record) => {
       if (record.kind === 'lost') lost += record.count
       if (flags.output === 'json') this.log(JSON.stringify(record))
       else if (record.kind === 'event') this.log(compactLine(record))

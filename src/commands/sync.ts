@@ -4,6 +4,7 @@ import {sync, syncWith} from '../install/install.js'
 import {BaseCommand} from '../lib/base-command.js'
 import {pinRootFlag} from '../lib/datapath-flags.js'
 import {parseDuration} from '../lib/duration.js'
+import {stopSignal} from '../lib/stop-signal.js'
 import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
 import {withNodeAccess} from '../nodes/node-access.js'
 import {watchAndSync} from '../sync/watch.js'
@@ -29,10 +30,8 @@ export default class Sync extends BaseCommand {
       reportFailures(this, outcomes)
       return
     }
-    const stop = new AbortController()
-    process.once('SIGINT', () => stop.abort())
-    process.once('SIGTERM', () => stop.abort())
-    await withNodeAccess(api, options.access, (access) => watchAndSync(api, {debounceMs: 300, resyncMs: parseDuration(flags['resync-interval']), watchTimeoutSeconds: 300, signal: stop.signal, onError: (message) => this.note(`warning: ${message}`)}, async (reason) => {
+    const stop = stopSignal()
+    await withNodeAccess(api, options.access, (access) => watchAndSync(api, {debounceMs: 300, resyncMs: parseDuration(flags['resync-interval']), watchTimeoutSeconds: 300, signal: stop, onError: (message) => this.note(`warning: ${message}`)}, async (reason) => {
       const outcomes = await syncWith(api, access, options)
       const line = outcomes.map((outcome) => `${outcome.node}=${outcome.ok ? `${outcome.action}(+${outcome.result?.changes.updated ?? 0}/-${outcome.result?.changes.deleted ?? 0})` : `FAILED(${outcome.error})`}`).join(' ')
       if (this.globals.output === 'json') this.log(JSON.stringify({time: new Date().toISOString(), reason, nodes: outcomes}))

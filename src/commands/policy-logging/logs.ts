@@ -3,6 +3,7 @@ import {clients} from '../../cluster/kubeconfig.js'
 import {BaseCommand} from '../../lib/base-command.js'
 import {pinRootFlag} from '../../lib/datapath-flags.js'
 import {parseDuration} from '../../lib/duration.js'
+import {stopSignal} from '../../lib/stop-signal.js'
 import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
 import {policyLogs} from '../../monitor/policy-logging.js'
 
@@ -19,11 +20,8 @@ export default class PolicyLoggingLogs extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(PolicyLoggingLogs)
-    const stop = new AbortController()
-    process.once('SIGINT', () => stop.abort())
-    process.once('SIGTERM', () => stop.abort())
-    if (!flags.follow) setTimeout(() => stop.abort(), parseDuration(flags.duration)).unref()
-    const summary = await policyLogs(clients(this.globals), nodeAccessOptions(flags), flags.node, flags['pin-root'], {ratePerSecond: flags['rate-limit'], denyWindowMs: parseDuration(flags['deny-window'])}, stop.signal, (record) => this.log(JSON.stringify(record)))
+    const stop = stopSignal(flags.follow ? undefined : parseDuration(flags.duration))
+    const summary = await policyLogs(clients(this.globals), nodeAccessOptions(flags), flags.node, flags['pin-root'], {ratePerSecond: flags['rate-limit'], denyWindowMs: parseDuration(flags['deny-window'])}, stop, (record) => this.log(JSON.stringify(record)))
     for (const node of summary) {
       if (node.rateLimited || node.lostEvents) this.note(this.errColor.yellow(`${node.node}: ${node.rateLimited} records over the rate limit dropped, ${node.lostEvents} events lost`))
     }
