@@ -50,6 +50,17 @@ export function splitCookie(cookie: number): {policyId: number; rule: number} {
   return {policyId: cookie >>> 8, rule: cookie & 0xff}
 }
 
+/**
+ * "namespace/name rule N" for a cookie, with the policy names a node holds;
+ * `ruleZero` is appended for rule 0 (the policy isolated the pod, no rule matched).
+ */
+export function describeCookie(names: ReadonlyMap<number, string>, cookie: number, ruleZero: string): string | undefined {
+  if (!cookie) return undefined
+  const {policyId, rule} = splitCookie(cookie)
+  const name = names.get(policyId) ?? `policy ${policyId}`
+  return rule === 0 ? `${name}${ruleZero}` : `${name} rule ${rule}`
+}
+
 export function makeCookie(policyId: number, rule: number): number {
   return ((policyId << 8) | (rule & 0xff)) >>> 0
 }

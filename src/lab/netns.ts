@@ -23,11 +23,6 @@ export async function shQuiet(argv: readonly string[]): Promise<void> {
   }
 }
 
-export async function netnsExists(name: string): Promise<boolean> {
-  const list = await sh(['ip', '-j', 'netns', 'list'])
-  return (JSON.parse(list || '[]') as {name: string}[]).some((ns) => ns.name === name)
-}
-
 export async function addNetns(name: string): Promise<void> {
   await sh(['ip', 'netns', 'add', name])
   await sh(['ip', '-n', name, 'link', 'set', 'lo', 'up'])

@@ -1,4 +1,4 @@
-import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE_NAME, DIRECTION_NAME, IDENTITY, POLICY_FLAG_DENY, POLICY_PREFIX, protoName, splitCookie, tcpFlagNames} from '../datapath/constants.js'
+import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE_NAME, DIRECTION_NAME, IDENTITY, POLICY_FLAG_DENY, POLICY_PREFIX, describeCookie, protoName, tcpFlagNames} from '../datapath/constants.js'
 import type {Decoded} from '../datapath/codec.js'
 import type {MapSpec} from '../datapath/catalogue.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
@@ -28,10 +28,7 @@ export function identityName(context: DumpContext, identity: number): string {
 }
 
 export function cookieName(context: DumpContext, cookie: number): string | undefined {
-  if (!cookie) return undefined
-  const {policyId, rule} = splitCookie(cookie)
-  const name = context.policies.get(policyId) ?? `policy ${policyId}`
-  return rule === 0 ? `${name} (default deny)` : `${name} rule ${rule}`
+  return describeCookie(context.policies, cookie, ' (default deny)')
 }
 
 const endpointAt = (context: DumpContext, ip: string, port: number) => {

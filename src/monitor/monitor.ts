@@ -1,9 +1,9 @@
 import type {Clients} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
-import {splitCookie} from '../datapath/constants.js'
+import {describeCookie} from '../datapath/constants.js'
 import type {DatapathEvent} from '../datapath/events.js'
 import {UsageError} from '../lib/errors.js'
-import {readPolicyNames} from '../maps/dump.js'
+import {clusterNames, readPolicyNames} from '../maps/dump.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {runChecked} from '../nodes/shell.js'
 import {collectEvents} from './collector.js'
@@ -51,9 +51,7 @@ export function compactLine(record: MonitorRecord): string {
  */
 export async function monitor(api: Clients, access: NodeAccessOptions, nodes: readonly string[], pinRoot: string, filter: MonitorFilter, signal: AbortSignal, onRecord: (record: MonitorOutput) => void, ready?: () => void): Promise<void> {
   if (filter.pod && !/^[^/]+\/[^/]+$/.test(filter.pod)) throw new UsageError(`--pod takes NAMESPACE/NAME, got "${filter.pod}"`)
-  const snapshot = await readSnapshot(api)
-  const pods = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
-  const services = new Map(snapshot.services.filter((service) => service.spec?.clusterIP).map((service) => [service.spec!.clusterIP!, `${service.metadata!.namespace}/${service.metadata!.name}`]))
+  const {pods, services} = clusterNames(await readSnapshot(api))
   const name = (ip: string, port: number) => `${pods.get(ip) ?? services.get(ip) ?? ip}${port ? `:${port}` : ''}`
   await withNodeAccess(api, access, async (session) => {
     const selected = await session.nodes(nodes)
@@ -69,11 +67,6 @@ export async function monitor(api: Clients, access: NodeAccessOptions, nodes: re
       } catch {
         // reported by the collector below
       }
-    }
-    const policyName = (cookie: number) => {
-      if (!cookie) return undefined
-      const {policyId, rule} = splitCookie(cookie)
-      return `${names.get(policyId) ?? `policy ${policyId}`}${rule ? ` rule ${rule}` : ''}`
     }
     const collector = await collectEvents(session, selected, pinRoot, (record) => {
       if (record.kind !== 'event') {
@@ -97,7 +90,7 @@ export async function monitor(api: Clients, access: NodeAccessOptions, nodes: re
         tcpFlags: event.flow.tcpFlags || undefined,
         verdict: event.verdict,
         dropReason: event.dropReason,
-        policy: policyName(event.policyCookie),
+        policy: describeCookie(names, event.policyCookie, ''),
         tracePoint: event.tracePoint,
         ctState: event.flow.ctState,
         direction: event.flow.direction,

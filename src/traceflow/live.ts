@@ -1,7 +1,7 @@
 import type * as k8s from '@kubernetes/client-node'
 import {execInPod} from '../cluster/exec.js'
 import type {ClusterSnapshot} from '../cluster/snapshot.js'
-import {splitCookie} from '../datapath/constants.js'
+import {describeCookie} from '../datapath/constants.js'
 import type {DatapathEvent} from '../datapath/events.js'
 import {updateNodeConfig} from '../install/runtime-config.js'
 import {UserError} from '../lib/errors.js'
@@ -25,14 +25,8 @@ function injection(spec: TraceflowSpec, dscp: number): string[] {
   }
 }
 
-function label(names: Map<number, string>, cookie: number): string | undefined {
-  if (!cookie) return undefined
-  const {policyId, rule} = splitCookie(cookie)
-  return `${names.get(policyId) ?? `policy ${policyId}`}${rule === 0 ? ' (no rule matched)' : ` rule ${rule}`}`
-}
-
 function observationsOf(node: string, event: DatapathEvent, names: Map<number, string>, podName: (ip: string) => string | undefined): Observation[] {
-  const policy = label(names, event.policyCookie)
+  const policy = describeCookie(names, event.policyCookie, ' (no rule matched)')
   if (event.type === 'drop') {
     const component = event.dropReason === 'POLICY_DENIED' ? 'NetworkPolicy' : event.dropReason === 'NO_SERVICE_BACKEND' ? 'LB' : event.dropReason === 'SPOOFED_SOURCE' ? 'SpoofGuard' : 'Forwarding'
     return [{node, component, action: 'Dropped', dropReason: event.dropReason, networkPolicy: component === 'NetworkPolicy' ? policy : undefined, detail: `${event.flow.direction} ${event.dropReasonText}${component === 'NetworkPolicy' && policy ? ` by ${policy}` : ''}`}]

@@ -1,7 +1,7 @@
 import type {ClusterSnapshot} from '../cluster/snapshot.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {programPinPath} from '../datapath/catalogue.js'
-import {MARK_DRYRUN, splitCookie} from '../datapath/constants.js'
+import {describeCookie, MARK_DRYRUN} from '../datapath/constants.js'
 import {dropReasonText} from '../datapath/drop-reasons.js'
 import {decodeDryRun, type DryRunResult} from '../datapath/dryrun.js'
 import {buildPacket, parsePacket} from '../datapath/packet.js'
@@ -12,13 +12,6 @@ import {readPolicyNames} from '../maps/dump.js'
 import type {NodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
 import type {Observation, Traceflow, TraceflowSpec} from './model.js'
-
-function policyLabel(names: Map<number, string>, cookie: number): string | undefined {
-  if (!cookie) return undefined
-  const {policyId, rule} = splitCookie(cookie)
-  const name = names.get(policyId) ?? `policy ${policyId}`
-  return rule === 0 ? `${name} (no rule matched)` : `${name} rule ${rule}`
-}
 
 /** Run one program on one packet as a dry run: no conntrack, counters or events are written. */
 async function dryRun(shell: NodeShell, pinRoot: string, program: 'from_pod' | 'to_pod', packet: Buffer, ifindex: number): Promise<{result: DryRunResult; out: Buffer}> {
@@ -32,7 +25,7 @@ async function dryRun(shell: NodeShell, pinRoot: string, program: 'from_pod' | '
 /** Conntrack then policy, in the order the program runs them; only the step that dropped says Dropped. */
 function hookObservations(node: string, result: DryRunResult, names: Map<number, string>, direction: 'egress' | 'ingress'): Observation[] {
   const observations: Observation[] = [{node, component: 'Conntrack', action: result.dropReason === 'CT_CREATE_FAILED' ? 'Dropped' : 'Forwarded', ctState: result.ctState, detail: `connection ${result.ctState}`}]
-  const policy = policyLabel(names, result.policyCookie)
+  const policy = describeCookie(names, result.policyCookie, ' (no rule matched)')
   if (result.policyChecked) {
     const denied = result.dropReason === 'POLICY_DENIED'
     observations.push({node, component: 'NetworkPolicy', action: denied ? 'Dropped' : 'Forwarded', networkPolicy: policy, detail: `${direction} ${denied ? 'denied' : 'allowed'} by ${policy ?? 'no policy'}`})
