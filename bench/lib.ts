@@ -4,14 +4,14 @@ import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {BpfTool} from '../src/datapath/bpftool.js'
-import {mapPinPath} from '../src/datapath/catalogue.js'
+import {MAPS, mapPinPath} from '../src/datapath/catalogue.js'
 import {byMap, type MapEntry} from '../src/datapath/entries.js'
 import {LocalShell} from '../src/nodes/local-shell.js'
 
 export const OBJECT = new URL('../dist/bpf/pinion.bpf.o', import.meta.url).pathname
-export const FLOOR_OBJECT = new URL('../dist/bpf/bench_floor.bpf.o', import.meta.url).pathname
+export const BENCH_OBJECT = new URL('../dist/bpf/bench.bpf.o', import.meta.url).pathname
 
-/** A loaded datapath in its own bpffs, run from a private network namespace with one veth. */
+/** A loaded datapath (and bench.bpf.c's programs on the same maps) in its own bpffs, run from a private network namespace with one veth. */
 export async function scratchDatapath(tag: string): Promise<{netns: string; root: string; shell: LocalShell; bpftool: BpfTool; ifindex: number; write: (entries: MapEntry[]) => Promise<void>; destroy: () => void}> {
   const netns = `pinion-bench-${tag}-${process.pid}`
   const root = mkdtempSync(join(tmpdir(), 'pinion-bench-'))
@@ -23,7 +23,8 @@ export async function scratchDatapath(tag: string): Promise<{netns: string; root
   const shell = new LocalShell(netns, ['ip', 'netns', 'exec', netns])
   const bpftool = new BpfTool(shell)
   await bpftool.loadAll(OBJECT, `${root}/progs`, `${root}/maps`)
-  await bpftool.loadAll(FLOOR_OBJECT, `${root}/floor`, `${root}/floor_maps`)
+  // The benchmark programs share the datapath's maps.
+  await bpftool.loadAll(BENCH_OBJECT, `${root}/bench`, `${root}/bench_maps`, Object.fromEntries(MAPS.map((map) => [map.name, mapPinPath(root, map.name)])))
   return {
     netns,
     root,

@@ -81,7 +81,9 @@ struct lb4_reverse_nat {
 /* ---- connection tracking ---- */
 /* Scope of an entry: which hook created it. Keeping egress and ingress entries
  * apart makes a same-node connection pass both pods' policies. SERVICE entries
- * are keyed by the pre-DNAT tuple and pin a flow to its backend. */
+ * are keyed by the pre-DNAT tuple and pin a flow to its backend; they count
+ * every packet, while the flow's egress entry (post-DNAT, which replies match)
+ * is refreshed once a second and on SYN, FIN and RST. */
 #define CT_EGRESS  1
 #define CT_INGRESS 2
 #define CT_SERVICE 3
@@ -113,7 +115,9 @@ struct ct_entry {
 	__u32 policy_cookie; /* rule that allowed the connection */
 	__u8 tx_tcp_flags; /* union of TCP flags seen each way */
 	__u8 rx_tcp_flags;
-	__u16 pad;
+	/* CT_SERVICE entries: low 16 bits of the second in which the connection's
+	 * own (post-DNAT) egress entry was last looked up and refreshed. */
+	__u16 egress_refreshed;
 };
 
 /* Conntrack state of a packet, reported in events and traceflow results. */
@@ -167,16 +171,21 @@ struct ipcache_entry {
 	__u32 flags;
 };
 
-/* ---- metrics ---- */
-struct metrics_key {
-	__u8 reason;    /* enum pinion_drop_reason; 0 = forwarded */
-	__u8 direction; /* DIR_* */
-	__u16 pad;
-};
+/* ---- metrics: per-CPU array, slot = (direction - 1) * 256 + reason ---- */
+/* reason: enum pinion_drop_reason, 0 = forwarded; direction: DIR_*. */
+#define METRICS_SLOTS 512
+#define METRICS_INDEX(reason, direction) ((((__u32)(direction) - 1) & 1) * 256 + (reason))
 
 struct metrics_value {
 	__u64 packets;
 	__u64 bytes;
+};
+
+/* ---- per-CPU clock cache (internal to the datapath) ---- */
+struct clock_cache {
+	__u64 jiffies; /* jiffies when seconds was read */
+	__u32 seconds; /* CLOCK_BOOTTIME, whole seconds */
+	__u32 pad;
 };
 
 /* ---- runtime configuration (array map, one entry) ---- */

@@ -16,9 +16,29 @@
 
 #define NSEC_PER_SEC 1000000000ULL
 
+/* Reading CLOCK_BOOTTIME costs more than a hash lookup; conntrack needs whole
+ * seconds only, so each CPU keeps the current second and re-reads the clock
+ * when the jiffies counter (a plain load) has moved. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct clock_cache);
+	__uint(max_entries, 1);
+} pinion_clock SEC(".maps");
+
 static __always_inline __u32 now_seconds(void)
 {
-	return bpf_ktime_get_boot_ns() / NSEC_PER_SEC;
+	__u32 zero = 0;
+	struct clock_cache *cache = bpf_map_lookup_elem(&pinion_clock, &zero);
+	__u64 jiffies = bpf_jiffies64();
+
+	if (!cache)
+		return bpf_ktime_get_boot_ns() / NSEC_PER_SEC;
+	if (cache->jiffies != jiffies) {
+		cache->seconds = bpf_ktime_get_boot_ns() / NSEC_PER_SEC;
+		cache->jiffies = jiffies;
+	}
+	return cache->seconds;
 }
 
 static __always_inline int is_dryrun(const struct __sk_buff *skb)

@@ -50,14 +50,14 @@ static __always_inline __u32 ct_timeout(const struct packet *pkt, const struct c
 	return CONFIG_VALUE(ct_timeout_tcp) ?: CT_DEFAULT_TCP;
 }
 
-static __always_inline int ct_expired(const struct ct_entry *entry)
+static __always_inline int ct_expired(const struct ct_entry *entry, __u32 now)
 {
-	return entry->lifetime < now_seconds();
+	return entry->lifetime < now;
 }
 
 /* Account one packet on an entry and refresh its lifetime from the TCP flags. */
 static __always_inline void ct_update(struct __sk_buff *skb, const struct packet *pkt,
-				      struct ct_entry *entry, int reply)
+				      struct ct_entry *entry, int reply, __u32 now)
 {
 	if (is_dryrun(skb))
 		return;
@@ -76,38 +76,61 @@ static __always_inline void ct_update(struct __sk_buff *skb, const struct packet
 		if (pkt->tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST))
 			entry->flags |= reply ? CT_F_RX_CLOSING : CT_F_TX_CLOSING;
 	}
-	entry->lifetime = now_seconds() + ct_timeout(pkt, entry);
+	entry->lifetime = now + ct_timeout(pkt, entry);
+}
+
+/* Look up one direction: the entry when it is live, else NULL. */
+static __always_inline struct ct_entry *ct_find(const struct packet *pkt, __u8 scope, int reverse, __u32 now)
+{
+	struct ct4_key key;
+	struct ct_entry *entry;
+
+	if (reverse)
+		ct_key_reverse(pkt, scope, &key);
+	else
+		ct_key_forward(pkt, scope, &key);
+	entry = bpf_map_lookup_elem(&pinion_ct4, &key);
+	return entry && !ct_expired(entry, now) ? entry : 0;
 }
 
 /* State of a packet at a hook whose own entries carry `scope`; the peer hook's
- * entries (other scope) match replies. *entry is set when one matched. */
+ * entries (other scope) match replies. *entry is set when one matched.
+ * reply_first picks the order of the two lookups: each hook tries first the
+ * direction most of its packets take, so they cost one lookup. */
 static __always_inline int ct_lookup(struct __sk_buff *skb, const struct packet *pkt, __u8 scope,
-				     struct ct_entry **entry)
+				     int reply_first, struct ct_entry **entry, __u32 now)
 {
-	struct ct4_key key;
-	__u8 peer_scope = scope == CT_EGRESS ? CT_INGRESS : CT_EGRESS;
-
 	/* A reply travels opposite to the connection, so it matches the entry that
 	 * the other hook made when the connection's first packet passed it. */
-	ct_key_reverse(pkt, peer_scope, &key);
-	*entry = bpf_map_lookup_elem(&pinion_ct4, &key);
-	if (*entry && !ct_expired(*entry)) {
-		ct_update(skb, pkt, *entry, 1);
-		return CT_STATE_REPLY;
+	__u8 peer_scope = scope == CT_EGRESS ? CT_INGRESS : CT_EGRESS;
+
+	if (reply_first) {
+		*entry = ct_find(pkt, peer_scope, 1, now);
+		if (*entry)
+			goto reply;
+		*entry = ct_find(pkt, scope, 0, now);
+		if (*entry)
+			goto established;
+	} else {
+		*entry = ct_find(pkt, scope, 0, now);
+		if (*entry)
+			goto established;
+		*entry = ct_find(pkt, peer_scope, 1, now);
+		if (*entry)
+			goto reply;
 	}
-	ct_key_forward(pkt, scope, &key);
-	*entry = bpf_map_lookup_elem(&pinion_ct4, &key);
-	if (*entry && !ct_expired(*entry)) {
-		ct_update(skb, pkt, *entry, 0);
-		return CT_STATE_ESTABLISHED;
-	}
-	*entry = 0;
 	return CT_STATE_NEW;
+reply:
+	ct_update(skb, pkt, *entry, 1, now);
+	return CT_STATE_REPLY;
+established:
+	ct_update(skb, pkt, *entry, 0, now);
+	return CT_STATE_ESTABLISHED;
 }
 
 /* Record a new connection; returns 0 or a drop reason. */
 static __always_inline int ct_create(struct __sk_buff *skb, const struct packet *pkt, __u8 scope,
-				     __u16 rev_nat_index, __u32 src_identity, __u32 cookie)
+				     __u16 rev_nat_index, __u32 src_identity, __u32 cookie, __u32 now)
 {
 	struct ct4_key key;
 	struct ct_entry entry = {
@@ -123,7 +146,7 @@ static __always_inline int ct_create(struct __sk_buff *skb, const struct packet 
 		return 0;
 	if (pkt->proto == IPPROTO_TCP && (!(pkt->tcp_flags & TCP_FLAG_SYN) || (pkt->tcp_flags & TCP_FLAG_ACK)))
 		entry.flags |= CT_F_SEEN_NON_SYN;
-	entry.lifetime = now_seconds() + ct_timeout(pkt, &entry);
+	entry.lifetime = now + ct_timeout(pkt, &entry);
 	ct_key_forward(pkt, scope, &key);
 	if (bpf_map_update_elem(&pinion_ct4, &key, &entry, BPF_ANY) < 0)
 		return DROP_CT_CREATE_FAILED;

@@ -26,7 +26,9 @@ struct verdict_ctx {
 	__u8 ct_state;
 	__u8 observations; /* OBS_* */
 	__u8 traceflow;
-	__u8 pad[2];
+	__u8 peer_pending; /* peer identity not looked up yet: see resolve_peer() */
+	__u8 pad;
+	__u32 peer_addr;
 };
 
 static __always_inline void event_fill(struct __sk_buff *skb, const struct packet *pkt,

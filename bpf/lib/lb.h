@@ -31,10 +31,12 @@ struct {
 } pinion_revnat SEC(".maps");
 
 struct lb_result {
+	struct ct4_key affinity_key; /* the pre-DNAT tuple, CT_SERVICE scope */
+	struct ct_entry *affinity;   /* the flow's live CT_SERVICE entry, if it kept its backend */
 	__u32 backend_id;
 	__u16 rev_nat_index;
 	__u8 applied;
-	__u8 pad;
+	__u8 pin; /* a backend was picked: record it once the flow is allowed */
 };
 
 static __always_inline struct lb4_service *lb_frontend(const struct packet *pkt, struct lb4_key *key)
@@ -83,17 +85,19 @@ static __always_inline struct lb4_backend *lb_pick(struct lb4_key *key, const st
 	return backend;
 }
 
-/* DNAT a packet addressed to a Service frontend; 0 or a drop reason. */
-static __always_inline int lb_dnat(struct __sk_buff *skb, struct packet *pkt, struct lb_result *res)
+/* DNAT a packet addressed to a Service frontend; 0 or a drop reason. A flow
+ * keeps its backend (the CT_SERVICE entry) while the backend exists. */
+static __always_inline int lb_dnat(struct __sk_buff *skb, struct packet *pkt, struct lb_result *res, __u32 now)
 {
 	struct lb4_key key;
 	struct lb4_service *svc = lb_frontend(pkt, &key);
 	struct lb4_backend *backend = 0;
 	struct ct_entry *affinity;
-	struct ct4_key ct_key;
 	__u32 backend_id = 0;
 
 	res->applied = 0;
+	res->pin = 0;
+	res->affinity = 0;
 	if (!svc)
 		return 0;
 	res->applied = 1;
@@ -101,35 +105,66 @@ static __always_inline int lb_dnat(struct __sk_buff *skb, struct packet *pkt, st
 	if (svc->count == 0)
 		return DROP_NO_SERVICE_BACKEND;
 
-	/* A flow keeps its backend while the backend exists. */
-	ct_key_forward(pkt, CT_SERVICE, &ct_key);
-	affinity = bpf_map_lookup_elem(&pinion_ct4, &ct_key);
-	if (affinity && !ct_expired(affinity)) {
+	ct_key_forward(pkt, CT_SERVICE, &res->affinity_key);
+	affinity = bpf_map_lookup_elem(&pinion_ct4, &res->affinity_key);
+	if (affinity && !ct_expired(affinity, now)) {
 		backend_id = affinity->backend_id;
 		backend = bpf_map_lookup_elem(&pinion_backends, &backend_id);
+		if (backend) {
+			ct_update(skb, pkt, affinity, 0, now);
+			res->affinity = affinity;
+		}
 	}
 	if (!backend) {
 		backend = lb_pick(&key, svc, pkt->saddr, &backend_id);
 		if (!backend)
 			return DROP_BACKEND_MISSING;
-	}
-	if (affinity && !ct_expired(affinity) && affinity->backend_id == backend_id) {
-		ct_update(skb, pkt, affinity, 0);
-	} else if (!is_dryrun(skb)) {
-		struct ct_entry entry = {
-			.backend_id = backend_id,
-			.rev_nat_index = svc->rev_nat_index,
-			.tx_packets = 1,
-			.tx_bytes = skb->len,
-		};
-
-		entry.lifetime = now_seconds() + ct_timeout(pkt, &entry);
-		if (bpf_map_update_elem(&pinion_ct4, &ct_key, &entry, BPF_ANY) < 0)
-			return DROP_CT_CREATE_FAILED;
+		res->pin = 1;
 	}
 	res->backend_id = backend_id;
 	/* Port 0 frontends (ICMP) keep the packet's own port. */
 	return rewrite_endpoint(skb, pkt, 1, backend->address, backend->port ?: pkt->dport);
+}
+
+/* A Service flow that kept its backend and whose egress entry was refreshed
+ * this second skips that lookup, unless the packet opens or closes the
+ * connection (the egress entry's lifetime follows SYN, FIN and RST). */
+static __always_inline int lb_egress_fresh(struct __sk_buff *skb, const struct packet *pkt,
+					   const struct lb_result *res, __u32 now)
+{
+	return res->affinity && !is_dryrun(skb) && res->affinity->egress_refreshed == (__u16)now &&
+	       !(pkt->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST));
+}
+
+/* The egress entry was looked up (and refreshed or created) at `now`. */
+static __always_inline void lb_egress_refreshed(struct __sk_buff *skb, const struct lb_result *res, __u32 cookie,
+						__u32 now)
+{
+	if (!res->affinity || is_dryrun(skb))
+		return;
+	res->affinity->egress_refreshed = now;
+	res->affinity->policy_cookie = cookie;
+}
+
+/* Record the backend a new flow was given; 0 or a drop reason. */
+static __always_inline int lb_pin(struct __sk_buff *skb, const struct packet *pkt, const struct lb_result *res,
+				  __u32 cookie, __u32 now)
+{
+	struct ct_entry entry = {
+		.backend_id = res->backend_id,
+		.rev_nat_index = res->rev_nat_index,
+		.policy_cookie = cookie,
+		.egress_refreshed = now,
+		.tx_packets = 1,
+		.tx_bytes = skb->len,
+	};
+
+	if (!res->pin || is_dryrun(skb))
+		return 0;
+	entry.lifetime = now + ct_timeout(pkt, &entry);
+	if (bpf_map_update_elem(&pinion_ct4, &res->affinity_key, &entry, BPF_ANY) < 0)
+		return DROP_CT_CREATE_FAILED;
+	return 0;
 }
 
 /* Turn a Service reply's source back into the frontend it was sent to. */

@@ -1,29 +1,28 @@
-/* Per-CPU packet and byte counters by reason and direction. */
+/* Per-CPU packet and byte counters by reason and direction. An array (its
+ * lookup compiles to an index computation) rather than a hash: every
+ * forwarded packet is counted. */
 #pragma once
 
 #include "common.h"
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__type(key, struct metrics_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct metrics_value);
-	__uint(max_entries, 1024);
-} pinion_metrics SEC(".maps");
+	__uint(max_entries, METRICS_SLOTS);
+} pinion_metrics_v2 SEC(".maps");
 
 static __always_inline void metrics_count(struct __sk_buff *skb, __u8 reason, __u8 direction)
 {
-	struct metrics_key key = {.reason = reason, .direction = direction};
+	__u32 index = METRICS_INDEX(reason, direction);
 	struct metrics_value *value;
 
 	if (is_dryrun(skb))
 		return;
-	value = bpf_map_lookup_elem(&pinion_metrics, &key);
+	value = bpf_map_lookup_elem(&pinion_metrics_v2, &index);
 	if (value) {
 		/* Per-CPU slot: no other writer, no atomics needed. */
 		value->packets += 1;
 		value->bytes += skb->len;
-		return;
 	}
-	struct metrics_value initial = {.packets = 1, .bytes = skb->len};
-	bpf_map_update_elem(&pinion_metrics, &key, &initial, BPF_NOEXIST);
 }

@@ -22,7 +22,7 @@ export const PROGRAMS: readonly ProgramSpec[] = [
   {name: 'to_pod', object: BPF_OBJECT, hook: 'egress', description: 'Packets entering the pod: conntrack, reverse NAT, ingress policy'},
 ]
 
-export type MapType = 'hash' | 'lru_hash' | 'lpm_trie' | 'array' | 'percpu_hash' | 'perf_event_array'
+export type MapType = 'hash' | 'lru_hash' | 'lpm_trie' | 'array' | 'percpu_hash' | 'percpu_array' | 'perf_event_array'
 
 export interface MapSpec {
   name: string
@@ -42,13 +42,19 @@ export const MAPS: readonly MapSpec[] = [
   {name: 'pinion_policy', type: 'lpm_trie', key: S.policyKey, value: S.policyEntry, maxEntries: 262144, description: 'NetworkPolicy rules per endpoint and direction'},
   {name: 'pinion_polnames', type: 'hash', key: S.policyId, value: S.policyName, maxEntries: 16384, description: 'Policy id (cookie >> 8) -> namespace/name'},
   {name: 'pinion_ipcache', type: 'lpm_trie', key: S.ipcacheKey, value: S.ipcacheEntry, maxEntries: 512000, description: 'CIDR -> security identity'},
-  {name: 'pinion_metrics', type: 'percpu_hash', key: S.metricsKey, value: S.metricsValue, maxEntries: 1024, description: 'Per-CPU packet/byte counters by reason and direction'},
+  {name: 'pinion_metrics_v2', type: 'percpu_array', key: S.metricsSlot, value: S.metricsValue, maxEntries: 512, description: 'Per-CPU packet/byte counters by reason and direction'},
   {name: 'pinion_config', type: 'array', key: S.configIndex, value: S.pinionConfig, maxEntries: 1, description: 'Runtime settings: conntrack lifetimes, logging, tracing'},
+  {name: 'pinion_clock', type: 'percpu_array', key: S.configIndex, value: S.clockCache, maxEntries: 1, description: 'Per-CPU cache of the current boot-time second (internal)'},
   {name: 'pinion_events', type: 'perf_event_array', key: S.configIndex, description: 'Drop, policy-verdict and trace events to userspace'},
 ]
 
+/** Short name of a map: without the pinion_ prefix and a layout version suffix (_v2). */
+export function shortMapName(name: string): string {
+  return name.replace(/^pinion_/, '').replace(/_v\d+$/, '')
+}
+
 export function mapSpec(name: string): MapSpec | undefined {
-  return MAPS.find((map) => map.name === name || map.name === `pinion_${name}`)
+  return MAPS.find((map) => map.name === name || shortMapName(map.name) === name)
 }
 
 export function mapPinPath(root: string, name: string): string {

@@ -3,6 +3,15 @@
 export const IDENTITY = {ANY: 0, HOST: 1, WORLD: 2, REMOTE_NODE: 6, FIRST_POD: 256, FIRST_CIDR: 1 << 24} as const
 
 export const DIRECTION = {EGRESS: 1, INGRESS: 2} as const
+
+/** Slot of (reason, direction) in the metrics array: METRICS_INDEX in pinion_abi.h. */
+export const METRICS_SLOTS = 512
+export function metricsSlot(reason: number, direction: number): number {
+  return ((direction - 1) & 1) * 256 + reason
+}
+export function metricsSlotParts(slot: number): {reason: number; direction: number} {
+  return {reason: slot & 255, direction: (slot >> 8) + 1}
+}
 export const DIRECTION_NAME: Record<number, string> = {1: 'egress', 2: 'ingress'}
 
 export const CT_SCOPE = {EGRESS: 1, INGRESS: 2, SERVICE: 3} as const

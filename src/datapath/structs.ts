@@ -73,7 +73,7 @@ export const ctEntry = new Struct('ct_entry', [
   ['policy_cookie', 'u32'],
   ['tx_tcp_flags', 'u8'],
   ['rx_tcp_flags', 'u8'],
-  ['pad', 'pad[2]'],
+  ['egress_refreshed', 'u16'],
 ])
 
 export const policyKey = new Struct('policy_key', [
@@ -112,15 +112,18 @@ export const ipcacheEntry = new Struct('ipcache_entry', [
   ['flags', 'u32'],
 ])
 
-export const metricsKey = new Struct('metrics_key', [
-  ['reason', 'u8'],
-  ['direction', 'u8'],
-  ['pad', 'pad[2]'],
-])
+/** Key of the metrics array: METRICS_INDEX(reason, direction), see metricsSlot(). */
+export const metricsSlot = new Struct('metrics_slot', [['slot', 'u32']])
 
 export const metricsValue = new Struct('metrics_value', [
   ['packets', 'u64'],
   ['bytes', 'u64'],
+])
+
+export const clockCache = new Struct('clock_cache', [
+  ['jiffies', 'u64'],
+  ['seconds', 'u32'],
+  ['pad', 'pad[4]'],
 ])
 
 export const configIndex = new Struct('config_index', [['index', 'u32']])
@@ -242,6 +245,6 @@ export const skBuff = new Struct('__sk_buff', [
 /** Every struct the BPF object's BTF must agree with, by C name. */
 export const ABI_STRUCTS: readonly Struct[] = [
   endpointKey, endpointInfo, lb4Key, lb4Service, lb4Backend, lb4ReverseNat, ct4Key, ctEntry,
-  policyKey, policyEntry, policyName, ipcacheKey, ipcacheEntry, metricsKey, metricsValue,
-  pinionConfig, eventHeader, eventFlow, traceEvent, dropEvent, policyEvent,
+  policyKey, policyEntry, policyName, ipcacheKey, ipcacheEntry, metricsValue,
+  clockCache, pinionConfig, eventHeader, eventFlow, traceEvent, dropEvent, policyEvent,
 ]

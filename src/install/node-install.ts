@@ -49,14 +49,21 @@ async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string)
   const reuse: Record<string, string> = {}
   for (const spec of MAPS) {
     if (!existing.has(spec.name)) continue
-    const shown = JSON.parse((await runChecked(shell, ['bpftool', '-j', 'map', 'show', 'pinned', mapPinPath(pinRoot, spec.name)])).stdout.toString('utf8')) as {bytes_key: number; bytes_value: number; max_entries: number}
-    const compatible = shown.bytes_key === spec.key.size && (spec.value ? shown.bytes_value === spec.value.size : true)
-    if (!compatible) throw new Error(`pinned map ${spec.name} has another layout (key ${shown.bytes_key} B, value ${shown.bytes_value} B); a layout change needs a new map name`)
+    const shown = JSON.parse((await runChecked(shell, ['bpftool', '-j', 'map', 'show', 'pinned', mapPinPath(pinRoot, spec.name)])).stdout.toString('utf8')) as {type: string; bytes_key: number; bytes_value: number; max_entries: number}
+    const compatible = shown.type === spec.type && shown.bytes_key === spec.key.size && (spec.value ? shown.bytes_value === spec.value.size : true)
+    if (!compatible) throw new Error(`pinned map ${spec.name} has another layout (${shown.type}, key ${shown.bytes_key} B, value ${shown.bytes_value} B); a layout change needs a new map name`)
     reuse[spec.name] = mapPinPath(pinRoot, spec.name)
   }
   await new BpfTool(shell).loadAll(objectPath, `${pinRoot}/progs_new`, `${pinRoot}/maps_new`, reuse)
   // New maps move into place; pins of reused maps in maps_new are duplicates and go.
   await runChecked(shell, ['sh', '-c', 'cd "$1/maps_new" && for m in *; do [ -e "$1/maps/$m" ] || mv "$m" "$1/maps/$m"; done; rm -rf "$1/maps_new"', 'promote', pinRoot])
+}
+
+/** After an upgrade: maps the new object no longer has (replaced by a _v2 layout) are unpinned. */
+async function unpinRetiredMaps(shell: NodeShell, pinRoot: string): Promise<void> {
+  const pinned = (await runChecked(shell, ['ls', `${pinRoot}/maps`])).stdout.toString('utf8').split('\n').filter(Boolean)
+  const retired = pinned.filter((name) => !MAPS.some((spec) => spec.name === name))
+  if (retired.length > 0) await runChecked(shell, ['rm', '-f', ...retired.map((name) => mapPinPath(pinRoot, name))])
 }
 
 /**
@@ -81,6 +88,7 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       progress(`attaching to ${podInterfaces.length} pod interfaces`)
       await attachPrograms(shell, podInterfaces, `${pinRoot}/progs_new`)
       await runChecked(shell, ['sh', '-c', 'rm -rf "$1/progs" && mv "$1/progs_new" "$1/progs"', 'swap', pinRoot])
+      await unpinRetiredMaps(shell, pinRoot)
     } else {
       progress(`attaching to ${podInterfaces.length} pod interfaces`)
       await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`)

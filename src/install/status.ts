@@ -54,7 +54,7 @@ export async function nodeStatus(shell: NodeShell, node: string, pinRoot: string
     const missing = record.interfaces.filter((iface) => !attached.includes(iface))
     if (missing.length) problems.push(`not attached to ${missing.join(', ')}`)
     // Arrays are always full; LRU conntrack evicts by design but a full one drops state early, so it counts.
-    const arrays = new Set(MAPS.filter((spec) => spec.type === 'array' || spec.type === 'perf_event_array').map((spec) => spec.name))
+    const arrays = new Set(MAPS.filter((spec) => spec.type.endsWith('array')).map((spec) => spec.name))
     for (const map of maps) if (!arrays.has(map.name) && map.maxEntries && map.entries / map.maxEntries > 0.9) problems.push(`${map.name} is ${Math.round((100 * map.entries) / map.maxEntries)}% full`)
   }
   return {

@@ -1,4 +1,4 @@
-import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE_NAME, DIRECTION_NAME, IDENTITY, POLICY_FLAG_DENY, POLICY_PREFIX, describeCookie, protoName, tcpFlagNames} from '../datapath/constants.js'
+import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE_NAME, DIRECTION_NAME, IDENTITY, metricsSlotParts, POLICY_FLAG_DENY, POLICY_PREFIX, describeCookie, protoName, tcpFlagNames} from '../datapath/constants.js'
 import type {Decoded} from '../datapath/codec.js'
 import type {MapSpec} from '../datapath/catalogue.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
@@ -90,9 +90,10 @@ export function decodeRow(spec: MapSpec, key: Decoded, value: Decoded | Decoded[
       return {id: key.id, policy: `${v.namespace}/${v.name}`}
     case 'pinion_ipcache':
       return {cidr: `${key.ip4}/${key.prefixlen}`, identity: v.identity, meaning: identityName(context, v.identity as number)}
-    case 'pinion_metrics': {
+    case 'pinion_metrics_v2': {
       const perCpu = value as Decoded[]
-      return {reason: dropReasonId(key.reason as number), direction: DIRECTION_NAME[key.direction as number], packets: perCpu.reduce((sum, cpu) => sum + (cpu.packets as number), 0), bytes: perCpu.reduce((sum, cpu) => sum + (cpu.bytes as number), 0)}
+      const {reason, direction} = metricsSlotParts(key.slot as number)
+      return {reason: dropReasonId(reason), direction: DIRECTION_NAME[direction], packets: perCpu.reduce((sum, cpu) => sum + (cpu.packets as number), 0), bytes: perCpu.reduce((sum, cpu) => sum + (cpu.bytes as number), 0)}
     }
     default:
       return {...key, ...(Array.isArray(value) ? {perCpu: value} : value)}

@@ -1,7 +1,7 @@
 import {Writable} from 'node:stream'
 import type {Clients} from '../cluster/kubeconfig.js'
 import {type ClusterSnapshot, readSnapshot} from '../cluster/snapshot.js'
-import {type MapSpec, MAPS, mapPinPath, mapSpec} from '../datapath/catalogue.js'
+import {type MapSpec, MAPS, mapPinPath, mapSpec, shortMapName} from '../datapath/catalogue.js'
 import type {Decoded} from '../datapath/codec.js'
 import {protoName} from '../datapath/constants.js'
 import {JsonObjectStream} from '../datapath/json-stream.js'
@@ -19,7 +19,7 @@ const ALIASES: Record<string, string> = {ct: 'pinion_ct4', conntrack: 'pinion_ct
 export function resolveMap(name: string): MapSpec {
   const spec = mapSpec(ALIASES[name] ?? name)
   if (!spec || spec.type === 'perf_event_array') {
-    const valid = MAPS.filter((map) => map.type !== 'perf_event_array').map((map) => map.name.replace(/^pinion_/, ''))
+    const valid = MAPS.filter((map) => map.type !== 'perf_event_array').map((map) => shortMapName(map.name))
     throw new UserError(`unknown map "${name}": valid maps are ${valid.join(', ')}`)
   }
   return spec
@@ -145,6 +145,8 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
   const slots = new Map<string, string[]>()
   await streamEntries(shell, path, (entry) => {
     const keyBytes = bytes(entry.key)
+    // Per-CPU arrays list every slot; the unused ones are all zero.
+    if (spec.type === 'percpu_array' && entry.values?.every((perCpu) => bytes(perCpu.value).every((byte) => byte === 0))) return true
     let row: Row
     if (options.raw) {
       row = {key: keyBytes.toString('hex'), value: entry.value ? bytes(entry.value).toString('hex') : entry.values?.map((perCpu) => bytes(perCpu.value).toString('hex'))}

@@ -80,7 +80,7 @@ describe('every compiled object passes the kernel verifier', () => {
     const {readdirSync, mkdtempSync} = await import('node:fs')
     const {tmpdir} = await import('node:os')
     const objects = readdirSync(`${REPO_ROOT}dist/bpf`).filter((name) => name.endsWith('.bpf.o'))
-    expect(objects).toEqual(expect.arrayContaining(['pinion.bpf.o', 'bench_floor.bpf.o']))
+    expect(objects).toEqual(expect.arrayContaining(['pinion.bpf.o', 'bench.bpf.o']))
     const root = mkdtempSync(`${tmpdir()}/pinion-verify-`)
     execFileSync('mount', ['-t', 'bpf', 'bpf', root])
     try {

@@ -10,7 +10,7 @@
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {mapPinPath} from '../../src/datapath/catalogue.js'
-import {CT_SCOPE, DIRECTION, makeCookie, TC_ACT} from '../../src/datapath/constants.js'
+import {CT_SCOPE, DIRECTION, makeCookie, metricsSlot, TC_ACT} from '../../src/datapath/constants.js'
 import {DropReason} from '../../src/datapath/drop-reasons.js'
 import {decodeDryRun} from '../../src/datapath/dryrun.js'
 import {configEntry, endpointEntry, frontendEntries, ipcacheEntry, policyEntries, policyNameEntry} from '../../src/datapath/entries.js'
@@ -60,8 +60,8 @@ async function ctEntries() {
 }
 
 async function metric(reason: number, direction: number): Promise<number> {
-  const rows = await dp.dump('pinion_metrics')
-  const row = rows.find((candidate) => candidate.key.reason === reason && candidate.key.direction === direction)
+  const rows = await dp.dump('pinion_metrics_v2')
+  const row = rows.find((candidate) => candidate.key.slot === metricsSlot(reason, direction))
   return (row?.values ?? []).reduce((sum, value) => sum + (value.packets as number), 0)
 }
 

@@ -84,7 +84,7 @@ describe('pinion map dump', () => {
   it('the CLI prints stable JSON, and refuses unknown maps with the valid names', () => {
     const out = execFileSync(`${REPO_ROOT}bin/run.js`, ['map', 'dump', 'revnat', '--kubeconfig', lab.kubeconfig, '-o', 'json'], {encoding: 'utf8'})
     expect(schema('revnat')(JSON.parse(out))).toBe(true)
-    expect(() => resolveMap('nope')).toThrow(/valid maps are endpoint, services, backends, revnat, ct4, policy, polnames, ipcache, metrics, config/)
+    expect(() => resolveMap('nope')).toThrow(/valid maps are endpoint, services, backends, revnat, ct4, policy, polnames, ipcache, metrics, config, clock/)
   })
 
   it('reports a node without Pinion as an error and still shows the others', async () => {

@@ -1,0 +1,191 @@
+/* The two pipelines; pinion.bpf.c makes them tc programs, bench.bpf.c wraps
+ * them for per-packet measurements. */
+#pragma once
+
+#include "common.h"
+#include "conntrack.h"
+#include "endpoint.h"
+#include "events.h"
+#include "lb.h"
+#include "metrics.h"
+#include "policy.h"
+
+/* The peer's identity (destination when leaving the pod, source when
+ * entering) costs a trie lookup: new connections need it for policy, other
+ * packets only when an event or a dry-run result reports it. */
+static __always_inline void defer_peer(struct verdict_ctx *vc, __u32 addr)
+{
+	vc->peer_addr = addr;
+	vc->peer_pending = 1;
+}
+
+static __always_inline __u32 resolve_peer(struct verdict_ctx *vc)
+{
+	__u32 identity;
+
+	if (!vc->peer_pending)
+		return vc->direction == DIR_EGRESS ? vc->dst_identity : vc->src_identity;
+	identity = identity_of(vc->peer_addr);
+	if (vc->direction == DIR_EGRESS)
+		vc->dst_identity = identity;
+	else
+		vc->src_identity = identity;
+	vc->peer_pending = 0;
+	return identity;
+}
+
+static __always_inline int finish_drop(struct __sk_buff *skb, const struct packet *pkt, struct verdict_ctx *vc,
+				       __u8 reason)
+{
+	resolve_peer(vc);
+	metrics_count(skb, reason, vc->direction);
+	emit_drop(skb, pkt, vc, reason);
+	dryrun_report(skb, vc, TC_ACT_SHOT, reason);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int finish_pass(struct __sk_buff *skb, const struct packet *pkt, struct verdict_ctx *vc,
+				       __u8 point)
+{
+	metrics_count(skb, DROP_FORWARDED, vc->direction);
+	if (vc->peer_pending && (is_dryrun(skb) || vc->traceflow || CONFIG_VALUE(trace_level) == TRACE_LEVEL_ALL))
+		resolve_peer(vc);
+	emit_trace(skb, pkt, vc, point);
+	dryrun_report(skb, vc, TC_ACT_OK, 0);
+	return TC_ACT_OK;
+}
+
+/* Shared start of both hooks: parse, or decide the packet is not ours to judge. */
+static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc)
+{
+	int ret = parse_packet(skb, pkt);
+	__u8 trace_dscp;
+
+	if (ret)
+		return ret;
+	trace_dscp = CONFIG_VALUE(trace_dscp);
+	vc->traceflow = trace_dscp && pkt->dscp == trace_dscp;
+	vc->orig_daddr = pkt->daddr;
+	vc->orig_dport = pkt->dport;
+	return 0;
+}
+
+static __always_inline int handle_from_pod(struct __sk_buff *skb)
+{
+	struct verdict_ctx vc = {.direction = DIR_EGRESS};
+	struct packet pkt = {};
+	struct lb_result lb = {};
+	struct endpoint_info *ep;
+	struct ct_entry *entry;
+	__u32 now;
+	int ret;
+
+	ret = begin(skb, &pkt, &vc);
+	if (ret == DROP_NOT_IPV4) {
+		metrics_count(skb, DROP_NOT_IPV4, DIR_EGRESS);
+		return TC_ACT_OK; /* ARP, IPv6: not handled by v1, passed untouched */
+	}
+	if (ret)
+		return finish_drop(skb, &pkt, &vc, ret);
+
+	/* Spoof guard: the source must be the pod behind this interface. */
+	vc.observations |= OBS_SPOOFGUARD;
+	ep = endpoint_lookup(pkt.saddr);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return finish_drop(skb, &pkt, &vc, DROP_SPOOFED_SOURCE);
+	vc.endpoint_id = ep->endpoint_id;
+	vc.src_identity = ep->identity;
+
+	now = now_seconds();
+	ret = lb_dnat(skb, &pkt, &lb, now);
+	if (lb.applied) {
+		vc.observations |= OBS_LB;
+		vc.backend_id = lb.backend_id;
+		vc.rev_nat_index = lb.rev_nat_index;
+	}
+	if (ret)
+		return finish_drop(skb, &pkt, &vc, ret);
+
+	defer_peer(&vc, pkt.daddr);
+	if (lb_egress_fresh(skb, &pkt, &lb, now)) {
+		vc.ct_state = CT_STATE_ESTABLISHED;
+		vc.policy_cookie = lb.affinity->policy_cookie;
+		return finish_pass(skb, &pkt, &vc, TRACE_FROM_POD);
+	}
+	/* Most packets leaving a pod belong to connections it opened. */
+	vc.ct_state = ct_lookup(skb, &pkt, CT_EGRESS, 0, &entry, now);
+	if (vc.ct_state == CT_STATE_NEW) {
+		int verdict = policy_verdict(ep, DIR_EGRESS, resolve_peer(&vc), &pkt, &vc.policy_cookie);
+
+		if (ep->egress_deny_cookie) {
+			vc.observations |= OBS_POLICY;
+			emit_policy(skb, &pkt, &vc, verdict);
+		}
+		if (verdict == VERDICT_DENY)
+			return finish_drop(skb, &pkt, &vc, DROP_POLICY_DENIED);
+		ret = ct_create(skb, &pkt, CT_EGRESS, lb.rev_nat_index, vc.src_identity, vc.policy_cookie, now);
+		if (ret)
+			return finish_drop(skb, &pkt, &vc, ret);
+	} else if (entry) {
+		vc.policy_cookie = entry->policy_cookie;
+	}
+	lb_egress_refreshed(skb, &lb, vc.policy_cookie, now);
+	ret = lb_pin(skb, &pkt, &lb, vc.policy_cookie, now);
+	if (ret)
+		return finish_drop(skb, &pkt, &vc, ret);
+	return finish_pass(skb, &pkt, &vc, TRACE_FROM_POD);
+}
+
+static __always_inline int handle_to_pod(struct __sk_buff *skb)
+{
+	struct verdict_ctx vc = {.direction = DIR_INGRESS};
+	struct packet pkt = {};
+	struct endpoint_info *ep;
+	struct ct_entry *entry;
+	__u32 now;
+	int ret;
+
+	ret = begin(skb, &pkt, &vc);
+	if (ret == DROP_NOT_IPV4) {
+		metrics_count(skb, DROP_NOT_IPV4, DIR_INGRESS);
+		return TC_ACT_OK;
+	}
+	if (ret)
+		return finish_drop(skb, &pkt, &vc, ret);
+
+	ep = endpoint_lookup(pkt.daddr);
+	if (!ep)
+		return finish_drop(skb, &pkt, &vc, DROP_UNKNOWN_ENDPOINT);
+	vc.endpoint_id = ep->endpoint_id;
+	vc.dst_identity = ep->identity;
+	defer_peer(&vc, pkt.saddr); /* before reverse NAT rewrites it */
+
+	/* Replies first: they carry the reverse NAT of the pod's Service calls. */
+	now = now_seconds();
+	vc.ct_state = ct_lookup(skb, &pkt, CT_INGRESS, 1, &entry, now);
+	if (vc.ct_state == CT_STATE_REPLY && entry) {
+		vc.policy_cookie = entry->policy_cookie;
+		if (entry->rev_nat_index) {
+			vc.rev_nat_index = entry->rev_nat_index;
+			vc.observations |= OBS_REV_NAT;
+			ret = lb_rev_nat(skb, &pkt, entry->rev_nat_index);
+			if (ret)
+				return finish_drop(skb, &pkt, &vc, ret);
+		}
+	} else if (vc.ct_state == CT_STATE_NEW) {
+		int verdict = policy_verdict(ep, DIR_INGRESS, resolve_peer(&vc), &pkt, &vc.policy_cookie);
+
+		if (ep->ingress_deny_cookie) {
+			vc.observations |= OBS_POLICY;
+			emit_policy(skb, &pkt, &vc, verdict);
+		}
+		if (verdict == VERDICT_DENY)
+			return finish_drop(skb, &pkt, &vc, DROP_POLICY_DENIED);
+		ret = ct_create(skb, &pkt, CT_INGRESS, 0, vc.src_identity, vc.policy_cookie, now);
+		if (ret)
+			return finish_drop(skb, &pkt, &vc, ret);
+	} else if (entry) {
+		vc.policy_cookie = entry->policy_cookie;
+	}
+	return finish_pass(skb, &pkt, &vc, TRACE_TO_POD);
+}
