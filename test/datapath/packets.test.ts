@@ -10,7 +10,7 @@
  */
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {mapPinPath} from '../../src/datapath/catalogue.js'
-import {CT_SCOPE, DIRECTION, makeCookie, metricsSlot, TC_ACT} from '../../src/datapath/constants.js'
+import {CT_FLAG, CT_SCOPE, DIRECTION, makeCookie, metricsSlot, TC_ACT} from '../../src/datapath/constants.js'
 import {DropReason} from '../../src/datapath/drop-reasons.js'
 import {decodeDryRun} from '../../src/datapath/dryrun.js'
 import {configEntry, endpointEntry, frontendEntries, ipcacheEntry, policyEntries, policyNameEntry} from '../../src/datapath/entries.js'
@@ -104,6 +104,24 @@ describe('Service load balancing', () => {
     const out = await dp.run('to_pod', reply, {ifindex: 'pod-a'})
     expect(out.retval).toBe(TC_ACT.OK)
     expect(out.packet).toMatchObject({src: VIP, srcPort: 53, dst: A, dstPort: 45000, ipChecksumValid: true, l4ChecksumValid: true})
+  })
+
+  it('counts every packet of a Service flow on its service entry; the egress entry follows SYN and FIN', async () => {
+    const port = 46000
+    const send = async (tcpFlags: number) => (await dp.run('from_pod', fromA({srcPort: port, tcpFlags}), {ifindex: 'pod-a'})).packet!
+    const backend = (await send(0x02)).dst
+    for (let i = 0; i < 3; i++) expect((await send(0x10)).dst).toBe(backend)
+    await send(0x11) // FIN, ACK
+    const rows = await ctEntries()
+    const service = rows.find((row) => row.key.scope === CT_SCOPE.SERVICE && row.key.sport === port)!
+    const egress = rows.find((row) => row.key.scope === CT_SCOPE.EGRESS && row.key.sport === port && row.key.daddr === backend)!
+    expect(service.value!.txPackets).toBe(5)
+    expect(service.value!.backendId).toBeGreaterThan(0)
+    // Refreshed at least on SYN and FIN, at most on every packet.
+    expect(egress.value!.txPackets).toBeGreaterThanOrEqual(2)
+    expect(egress.value!.txPackets).toBeLessThanOrEqual(5)
+    expect((egress.value!.flags as number) & CT_FLAG.TX_CLOSING).toBe(CT_FLAG.TX_CLOSING)
+    expect(egress.value!.revNatIndex).toBe(service.value!.revNatIndex)
   })
 
   it('drops traffic to a Service without backends with its own reason', async () => {
