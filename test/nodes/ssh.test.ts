@@ -38,17 +38,43 @@ beforeAll(async () => {
   keygen(join(dir, 'client_key'))
   keygen(join(dir, 'other_key'))
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client_key.pub')))
-  port = 20000 + (process.pid % 20000)
   execFileSync('mkdir', ['-p', '/run/sshd'])
-  sshd = spawn('nsenter', [`--mount=/proc/${node.holderPid}/ns/mnt`, `--uts=/proc/${node.holderPid}/ns/uts`, '--', '/usr/sbin/sshd', '-D', '-e', '-f', '/dev/null',
-    '-o', `ListenAddress=127.0.0.1:${port}`, '-o', `HostKey=${join(dir, 'host_key')}`, '-o', `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
-    '-o', 'PermitRootLogin=prohibit-password', '-o', 'StrictModes=no', '-o', 'UsePAM=no', '-o', `PidFile=${join(dir, 'sshd.pid')}`,
-    '-o', `ForceCommand=nsenter --net=/run/netns/${node.netns} -- sh -c "$SSH_ORIGINAL_COMMAND"`], {stdio: 'ignore'})
-  await waitFor('sshd to listen', () => new Promise<boolean>((resolve) => {
-    const socket = connect(port, '127.0.0.1', () => (socket.destroy(), resolve(true)))
-    socket.on('error', () => resolve(false))
-  }))
+  // A port another process holds makes sshd exit: try the next one.
+  let lastError: unknown
+  for (let attempt = 0; attempt < 3 && !sshd; attempt++) {
+    try {
+      sshd = await startSshd(node, 20000 + ((process.pid + attempt * 7919) % 20000))
+    } catch (error) {
+      lastError = error
+    }
+  }
+  if (!sshd) throw lastError
 })
+
+/** sshd inside the node's namespaces; resolves once it listens, rejects with its stderr if it exits. */
+async function startSshd(node: {holderPid: number; netns: string}, candidate: number): Promise<ChildProcess> {
+  const child = spawn('nsenter', [`--mount=/proc/${node.holderPid}/ns/mnt`, `--uts=/proc/${node.holderPid}/ns/uts`, '--', '/usr/sbin/sshd', '-D', '-e', '-f', '/dev/null',
+    '-o', `ListenAddress=127.0.0.1:${candidate}`, '-o', `HostKey=${join(dir, 'host_key')}`, '-o', `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
+    '-o', 'PermitRootLogin=prohibit-password', '-o', 'StrictModes=no', '-o', 'UsePAM=no', '-o', `PidFile=${join(dir, 'sshd.pid')}`,
+    '-o', `ForceCommand=nsenter --net=/run/netns/${node.netns} -- sh -c "$SSH_ORIGINAL_COMMAND"`], {stdio: ['ignore', 'ignore', 'pipe']})
+  let stderr = ''
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')))
+  try {
+    // Generous: the suite runs beside labs and the conformance matrix.
+    await waitFor('sshd to listen', () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sshd exited: ${stderr.trim() || `code ${child.exitCode}`}`)
+      return new Promise<boolean>((resolve) => {
+        const socket = connect(candidate, '127.0.0.1', () => (socket.destroy(), resolve(true)))
+        socket.on('error', () => resolve(false))
+      })
+    }, {timeoutMs: 30_000})
+  } catch (error) {
+    child.kill('SIGKILL')
+    throw error
+  }
+  port = candidate
+  return child
+}
 
 afterAll(async () => {
   sshd?.kill('SIGKILL')
