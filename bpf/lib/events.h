@@ -94,18 +94,25 @@ static __always_inline void emit_policy(struct __sk_buff *skb, const struct pack
 	bpf_perf_event_output(skb, &pinion_events, event_flags(&ev.hdr), &ev, sizeof(ev));
 }
 
+/* Whether a forwarded packet gets a trace event (see the header comment). */
+static __always_inline int trace_wanted(struct __sk_buff *skb, const struct verdict_ctx *vc)
+{
+	__u8 level;
+
+	if (is_dryrun(skb))
+		return 0;
+	if (vc->traceflow)
+		return 1;
+	level = CONFIG_VALUE(trace_level);
+	return level == TRACE_LEVEL_ALL || (level == TRACE_LEVEL_FLOW && vc->ct_state == CT_STATE_NEW);
+}
+
+/* Callers decide with trace_wanted(). */
 static __always_inline void emit_trace(struct __sk_buff *skb, const struct packet *pkt,
 				       const struct verdict_ctx *vc, __u8 point)
 {
-	__u8 level = CONFIG_VALUE(trace_level);
 	struct trace_event ev = {};
 
-	if (is_dryrun(skb))
-		return;
-	if (!vc->traceflow && level == TRACE_LEVEL_OFF)
-		return;
-	if (!vc->traceflow && level == TRACE_LEVEL_FLOW && vc->ct_state != CT_STATE_NEW)
-		return;
 	event_fill(skb, pkt, vc, EVENT_TRACE, point, &ev.hdr, &ev.flow);
 	ev.src_identity = vc->src_identity;
 	ev.dst_identity = vc->dst_identity;

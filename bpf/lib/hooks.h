@@ -47,12 +47,34 @@ static __always_inline int finish_drop(struct __sk_buff *skb, const struct packe
 static __always_inline int finish_pass(struct __sk_buff *skb, const struct packet *pkt, struct verdict_ctx *vc,
 				       __u8 point)
 {
+	int trace = trace_wanted(skb, vc);
+
 	metrics_count(skb, DROP_FORWARDED, vc->direction);
-	if (vc->peer_pending && (is_dryrun(skb) || vc->traceflow || CONFIG_VALUE(trace_level) == TRACE_LEVEL_ALL))
+	if (trace || is_dryrun(skb))
 		resolve_peer(vc);
-	emit_trace(skb, pkt, vc, point);
+	if (trace)
+		emit_trace(skb, pkt, vc, point);
 	dryrun_report(skb, vc, TC_ACT_OK, 0);
 	return TC_ACT_OK;
+}
+
+/* A connection's first packet at this hook: the pod's policy for the hook's
+ * direction (with a verdict event when the pod is isolated), then its
+ * conntrack entry. 0 or a drop reason. */
+static __always_inline int admit_new(struct __sk_buff *skb, const struct packet *pkt, struct verdict_ctx *vc,
+				     const struct endpoint_info *ep, __u16 rev_nat_index, __u32 now)
+{
+	int egress = vc->direction == DIR_EGRESS;
+	int verdict = policy_verdict(ep, vc->direction, resolve_peer(vc), pkt, &vc->policy_cookie);
+
+	if (egress ? ep->egress_deny_cookie : ep->ingress_deny_cookie) {
+		vc->observations |= OBS_POLICY;
+		emit_policy(skb, pkt, vc, verdict);
+	}
+	if (verdict == VERDICT_DENY)
+		return DROP_POLICY_DENIED;
+	return ct_create(skb, pkt, egress ? CT_EGRESS : CT_INGRESS, rev_nat_index, vc->src_identity,
+			 vc->policy_cookie, now);
 }
 
 /* Shared start of both hooks: parse, or decide the packet is not ours to judge. */
@@ -115,15 +137,7 @@ static __always_inline int handle_from_pod(struct __sk_buff *skb)
 	/* Most packets leaving a pod belong to connections it opened. */
 	vc.ct_state = ct_lookup(skb, &pkt, CT_EGRESS, 0, &entry, now);
 	if (vc.ct_state == CT_STATE_NEW) {
-		int verdict = policy_verdict(ep, DIR_EGRESS, resolve_peer(&vc), &pkt, &vc.policy_cookie);
-
-		if (ep->egress_deny_cookie) {
-			vc.observations |= OBS_POLICY;
-			emit_policy(skb, &pkt, &vc, verdict);
-		}
-		if (verdict == VERDICT_DENY)
-			return finish_drop(skb, &pkt, &vc, DROP_POLICY_DENIED);
-		ret = ct_create(skb, &pkt, CT_EGRESS, lb.rev_nat_index, vc.src_identity, vc.policy_cookie, now);
+		ret = admit_new(skb, &pkt, &vc, ep, lb.rev_nat_index, now);
 		if (ret)
 			return finish_drop(skb, &pkt, &vc, ret);
 	} else if (entry) {
@@ -173,15 +187,7 @@ static __always_inline int handle_to_pod(struct __sk_buff *skb)
 				return finish_drop(skb, &pkt, &vc, ret);
 		}
 	} else if (vc.ct_state == CT_STATE_NEW) {
-		int verdict = policy_verdict(ep, DIR_INGRESS, resolve_peer(&vc), &pkt, &vc.policy_cookie);
-
-		if (ep->ingress_deny_cookie) {
-			vc.observations |= OBS_POLICY;
-			emit_policy(skb, &pkt, &vc, verdict);
-		}
-		if (verdict == VERDICT_DENY)
-			return finish_drop(skb, &pkt, &vc, DROP_POLICY_DENIED);
-		ret = ct_create(skb, &pkt, CT_INGRESS, 0, vc.src_identity, vc.policy_cookie, now);
+		ret = admit_new(skb, &pkt, &vc, ep, 0, now);
 		if (ret)
 			return finish_drop(skb, &pkt, &vc, ret);
 	} else if (entry) {

@@ -1,5 +1,6 @@
 import type {Struct} from './codec.js'
 import * as S from './structs.js'
+import {METRICS_SLOTS} from './constants.js'
 
 /** Bump with PINION_ABI_VERSION in bpf/include/pinion_abi.h. */
 export const DATAPATH_ABI_VERSION = 1
@@ -42,7 +43,7 @@ export const MAPS: readonly MapSpec[] = [
   {name: 'pinion_policy', type: 'lpm_trie', key: S.policyKey, value: S.policyEntry, maxEntries: 262144, description: 'NetworkPolicy rules per endpoint and direction'},
   {name: 'pinion_polnames', type: 'hash', key: S.policyId, value: S.policyName, maxEntries: 16384, description: 'Policy id (cookie >> 8) -> namespace/name'},
   {name: 'pinion_ipcache', type: 'lpm_trie', key: S.ipcacheKey, value: S.ipcacheEntry, maxEntries: 512000, description: 'CIDR -> security identity'},
-  {name: 'pinion_metrics_v2', type: 'percpu_array', key: S.metricsSlot, value: S.metricsValue, maxEntries: 512, description: 'Per-CPU packet/byte counters by reason and direction'},
+  {name: 'pinion_metrics_v2', type: 'percpu_array', key: S.metricsSlot, value: S.metricsValue, maxEntries: METRICS_SLOTS, description: 'Per-CPU packet/byte counters by reason and direction'},
   {name: 'pinion_config', type: 'array', key: S.configIndex, value: S.pinionConfig, maxEntries: 1, description: 'Runtime settings: conntrack lifetimes, logging, tracing'},
   {name: 'pinion_clock', type: 'percpu_array', key: S.configIndex, value: S.clockCache, maxEntries: 1, description: 'Per-CPU cache of the current boot-time second (internal)'},
   {name: 'pinion_events', type: 'perf_event_array', key: S.configIndex, description: 'Drop, policy-verdict and trace events to userspace'},

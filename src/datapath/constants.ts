@@ -4,7 +4,7 @@ export const IDENTITY = {ANY: 0, HOST: 1, WORLD: 2, REMOTE_NODE: 6, FIRST_POD: 2
 
 export const DIRECTION = {EGRESS: 1, INGRESS: 2} as const
 
-/** Slot of (reason, direction) in the metrics array: METRICS_INDEX in pinion_abi.h. */
+/** Slots of the metrics array and the slot of (reason, direction): METRICS_SLOTS and METRICS_INDEX in pinion_abi.h. */
 export const METRICS_SLOTS = 512
 export function metricsSlot(reason: number, direction: number): number {
   return ((direction - 1) & 1) * 256 + reason
