@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iptables nftables openssh-server \
-	util-linux iputils-ping netcat-openbsd procps kmod openssl
+	util-linux iputils-ping netcat-openbsd procps kmod openssl ethtool
 CLI := ./bin/run.js
 
 help:

@@ -12,6 +12,7 @@ import {DIRECTION, makeCookie} from '../../src/datapath/constants.js'
 import {endpointEntry, frontendEntries, ipcacheEntry, policyEntries} from '../../src/datapath/entries.js'
 import {addNetns, addPodInterface, delNetns, setSysctl, sh} from '../../src/lab/netns.js'
 import {DatapathFixture} from '../helpers/datapath-fixture.js'
+import {requireSystem} from '../helpers/system.js'
 import {ping, probe, startPodServer} from '../helpers/pods.js'
 
 const A = '10.244.1.10'
@@ -74,6 +75,20 @@ describe('real traffic through the programs', () => {
     expect(await ping(podA, VIP)).toBe(true)
     const ct = await dp.dump('pinion_ct4')
     expect(ct.some((row) => row.key.daddr === B && row.key.dport === 8080 && row.value!.revNatIndex === 1)).toBe(true)
+  })
+
+  it('DNAT and reverse NAT leave checksums a pod verifies when the node finishes them in software', async () => {
+    requireSystem(['ethtool'])
+    // Packets from a pod carry CHECKSUM_PARTIAL (a pseudo-header sum the device
+    // completes later); veths never check it. Without transmit offload on the
+    // node side the kernel completes it before delivery, and the pod checks it.
+    for (const link of ['hA', 'hB']) await sh(['ip', 'netns', 'exec', dp.netns, 'ethtool', '-K', link, 'tx', 'off'])
+    try {
+      expect((await probe(podA, 'tcp', VIP, 80)).reply).toMatch(new RegExp(`^pinion default/pod-b tcp 8080 from ${A}:`))
+      expect((await probe(podA, 'udp', VIP, 53)).reply).toMatch(/^pinion default\/pod-b udp 5353/)
+    } finally {
+      for (const link of ['hA', 'hB']) await sh(['ip', 'netns', 'exec', dp.netns, 'ethtool', '-K', link, 'tx', 'on'])
+    }
   })
 
   it('isolation drops new connections; an allow rule lets through only what it names', async () => {
