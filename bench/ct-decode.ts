@@ -11,7 +11,7 @@ import {BpfTool} from '../src/datapath/bpftool.js'
 import {mapSpec} from '../src/datapath/catalogue.js'
 import {ct4Key, ctEntry} from '../src/datapath/structs.js'
 import {decodeRow, type DumpContext} from '../src/maps/decode.js'
-import {streamEntries} from '../src/maps/dump.js'
+import {streamEntries} from '../src/maps/stream.js'
 import {LocalShell} from '../src/nodes/local-shell.js'
 import {runChecked} from '../src/nodes/shell.js'
 

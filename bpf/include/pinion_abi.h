@@ -188,6 +188,37 @@ struct clock_cache {
 	__u32 pad;
 };
 
+/* ---- flow cache (per-CPU array, internal to the datapath) ----
+ * A direct-mapped cache of established flows in front of conntrack and the
+ * Service maps: a hit is a tuple compare instead of hash lookups. A slot is
+ * good while the configuration's flow_epoch (bumped by the control plane on
+ * every map change) is the one it was filled under and for FLOW_CACHE_JIFFIES
+ * after the full pipeline last ran for the flow; until then its packets are
+ * counted in the slot and added to the conntrack entry when the pipeline runs
+ * again (readers add what is pending, see the dump). */
+#define FLOW_CACHE_SLOTS   1024 /* per CPU, a power of two */
+#define FLOW_CACHE_JIFFIES 64   /* 64-640 ms, by the kernel's HZ */
+
+#define FLOW_XLATE_NONE 0
+#define FLOW_XLATE_DST  1 /* DNAT to xlate_addr:xlate_port */
+#define FLOW_XLATE_SRC  2 /* reverse NAT of the source */
+
+struct flow_slot {
+	struct ct4_key key; /* the packet as the hook saw it; scope = the hook's (CT_EGRESS: from_pod) */
+	struct ct4_key ct;  /* the conntrack entry its packets are counted on */
+	__u64 packets;      /* counted here, not yet on the entry */
+	__u64 bytes;
+	__u64 jiffies;      /* when the full pipeline last ran for the flow */
+	__u32 epoch;
+	__u32 ifindex;      /* the interface the flow was seen on (spoof guard) */
+	__u32 xlate_addr;
+	__u16 xlate_port;
+	__u8 xlate;         /* FLOW_XLATE_* */
+	__u8 reply;         /* counts go to the entry's reply side */
+	__u8 tcp_flags;     /* seen since */
+	__u8 pad[7];
+};
+
 /* ---- runtime configuration (array map, one entry) ---- */
 #define TRACE_LEVEL_OFF  0
 #define TRACE_LEVEL_FLOW 1 /* once per new connection */
@@ -203,7 +234,8 @@ struct pinion_config {
 	__u8 policy_log_deny;
 	__u8 trace_level;
 	__u8 trace_dscp; /* packets with this DSCP are always traced; 0 = off */
-	__u32 reserved[3];
+	__u32 flow_epoch; /* bumped on every map change: flow cache slots of older epochs are stale */
+	__u32 reserved[2];
 };
 
 /* ---- events (perf event array) ---- */

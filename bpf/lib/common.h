@@ -41,7 +41,28 @@ static __always_inline __u32 now_seconds(void)
 	return cache->seconds;
 }
 
+/* Context fields read by an explicit load: with many readers in one program
+ * clang may keep &skb->field in a register, and the verifier rejects loads
+ * through a ctx pointer that has an offset added. */
+#define CTX_LOAD_U32(skb, field) ({                                                              \
+	__u64 __value;                                                                           \
+	asm volatile("%0 = *(u32 *)(%1 + %2)"                                                    \
+		     : "=r"(__value)                                                             \
+		     : "r"(skb), "i"(__builtin_offsetof(struct __sk_buff, field)));              \
+	__value;                                                                                 \
+})
+
+static __always_inline void *skb_data(const struct __sk_buff *skb)
+{
+	return (void *)(long)CTX_LOAD_U32(skb, data);
+}
+
+static __always_inline void *skb_data_end(const struct __sk_buff *skb)
+{
+	return (void *)(long)CTX_LOAD_U32(skb, data_end);
+}
+
 static __always_inline int is_dryrun(const struct __sk_buff *skb)
 {
-	return skb->mark == PINION_MARK_DRYRUN;
+	return CTX_LOAD_U32(skb, mark) == PINION_MARK_DRYRUN;
 }

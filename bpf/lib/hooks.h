@@ -6,6 +6,7 @@
 #include "conntrack.h"
 #include "endpoint.h"
 #include "events.h"
+#include "flowcache.h"
 #include "lb.h"
 #include "metrics.h"
 #include "policy.h"
@@ -77,19 +78,64 @@ static __always_inline int admit_new(struct __sk_buff *skb, const struct packet 
 			 vc->policy_cookie, now);
 }
 
-/* Shared start of both hooks: parse, or decide the packet is not ours to judge. */
-static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc)
+/* What a hook knows about its packet's flow cache slot. */
+struct flow_lookup {
+	struct flow_key key;
+	struct flow_slot *slot; /* the flow's slot (may hold another flow) */
+	struct flow_slot *hit;  /* the slot, when it answers for this packet */
+	__u32 epoch;
+};
+
+/* Shared start of both hooks: parse, or decide the packet is not ours to
+ * judge; then find the flow's cache slot (scope: the hook's conntrack scope). */
+static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
+				 struct flow_lookup *flow, __u8 scope)
 {
+	struct pinion_config *cfg;
 	int ret = parse_packet(skb, pkt);
-	__u8 trace_dscp;
 
 	if (ret)
 		return ret;
-	trace_dscp = CONFIG_VALUE(trace_dscp);
-	vc->traceflow = trace_dscp && pkt->dscp == trace_dscp;
+	cfg = config_get();
+	vc->traceflow = cfg && cfg->trace_dscp && pkt->dscp == cfg->trace_dscp;
 	vc->orig_daddr = pkt->daddr;
 	vc->orig_dport = pkt->dport;
+	ct_key_forward(pkt, scope, &flow->key.tuple);
+	flow->epoch = cfg ? cfg->flow_epoch : 0;
+	flow->slot = flow_slot_of(&flow->key);
+	flow->hit = 0;
+	if (flow_cacheable(skb, pkt, vc, cfg ? cfg->trace_level : 0))
+		flow->hit = flow_cache_hit(skb, flow->slot, &flow->key, flow->epoch);
 	return 0;
+}
+
+/* A cache hit: forward without the pipeline (a failed rewrite is dropped). */
+static __always_inline int forward_cached(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
+					  struct flow_lookup *flow)
+{
+	int ret = flow_cache_forward(skb, pkt, flow->hit);
+
+	if (ret)
+		return finish_drop(skb, pkt, vc, ret);
+	metrics_add(skb, DROP_FORWARDED, vc->direction); /* cached flows are never dry runs */
+	return TC_ACT_OK;
+}
+
+/* Remember an established flow's outcome: its conntrack entry is the flow's
+ * own tuple in `scope`, reversed for replies. */
+static __always_inline void remember_flow(struct __sk_buff *skb, const struct packet *pkt, struct flow_lookup *flow,
+					  __u8 scope, int reply, __u8 xlate)
+{
+	struct ct4_key ct = flow->key.tuple;
+
+	ct.scope = scope;
+	if (reply) {
+		ct.saddr = flow->key.tuple.daddr;
+		ct.daddr = flow->key.tuple.saddr;
+		ct.sport = flow->key.tuple.dport;
+		ct.dport = flow->key.tuple.sport;
+	}
+	flow_cache_store(skb, pkt, flow->slot, &flow->key, &ct, reply, xlate, flow->epoch);
 }
 
 static __always_inline int handle_from_pod(struct __sk_buff *skb)
@@ -97,18 +143,21 @@ static __always_inline int handle_from_pod(struct __sk_buff *skb)
 	struct verdict_ctx vc = {.direction = DIR_EGRESS};
 	struct packet pkt = {};
 	struct lb_result lb = {};
+	struct flow_lookup flow;
 	struct endpoint_info *ep;
 	struct ct_entry *entry;
 	__u32 now;
 	int ret;
 
-	ret = begin(skb, &pkt, &vc);
+	ret = begin(skb, &pkt, &vc, &flow, CT_EGRESS);
 	if (ret == DROP_NOT_IPV4) {
 		metrics_count(skb, DROP_NOT_IPV4, DIR_EGRESS);
 		return TC_ACT_OK; /* ARP, IPv6: not handled by v1, passed untouched */
 	}
 	if (ret)
 		return finish_drop(skb, &pkt, &vc, ret);
+	if (flow.hit)
+		return forward_cached(skb, &pkt, &vc, &flow);
 
 	/* Spoof guard: the source must be the pod behind this interface. */
 	vc.observations |= OBS_SPOOFGUARD;
@@ -132,6 +181,7 @@ static __always_inline int handle_from_pod(struct __sk_buff *skb)
 	if (lb_egress_fresh(skb, &pkt, &lb, now)) {
 		vc.ct_state = CT_STATE_ESTABLISHED;
 		vc.policy_cookie = lb.affinity->policy_cookie;
+		remember_flow(skb, &pkt, &flow, CT_SERVICE, 0, FLOW_XLATE_DST);
 		return finish_pass(skb, &pkt, &vc, TRACE_FROM_POD);
 	}
 	/* Most packets leaving a pod belong to connections it opened. */
@@ -147,6 +197,12 @@ static __always_inline int handle_from_pod(struct __sk_buff *skb)
 	ret = lb_pin(skb, &pkt, &lb, vc.policy_cookie, now);
 	if (ret)
 		return finish_drop(skb, &pkt, &vc, ret);
+	/* A Service flow is counted on its CT_SERVICE entry, which holds its backend. */
+	if (lb.affinity)
+		remember_flow(skb, &pkt, &flow, CT_SERVICE, 0, FLOW_XLATE_DST);
+	else if (!lb.applied && vc.ct_state != CT_STATE_NEW)
+		remember_flow(skb, &pkt, &flow, vc.ct_state == CT_STATE_REPLY ? CT_INGRESS : CT_EGRESS,
+			      vc.ct_state == CT_STATE_REPLY, FLOW_XLATE_NONE);
 	return finish_pass(skb, &pkt, &vc, TRACE_FROM_POD);
 }
 
@@ -154,18 +210,21 @@ static __always_inline int handle_to_pod(struct __sk_buff *skb)
 {
 	struct verdict_ctx vc = {.direction = DIR_INGRESS};
 	struct packet pkt = {};
+	struct flow_lookup flow;
 	struct endpoint_info *ep;
 	struct ct_entry *entry;
 	__u32 now;
 	int ret;
 
-	ret = begin(skb, &pkt, &vc);
+	ret = begin(skb, &pkt, &vc, &flow, CT_INGRESS);
 	if (ret == DROP_NOT_IPV4) {
 		metrics_count(skb, DROP_NOT_IPV4, DIR_INGRESS);
 		return TC_ACT_OK;
 	}
 	if (ret)
 		return finish_drop(skb, &pkt, &vc, ret);
+	if (flow.hit)
+		return forward_cached(skb, &pkt, &vc, &flow);
 
 	ep = endpoint_lookup(pkt.daddr);
 	if (!ep)
@@ -186,12 +245,14 @@ static __always_inline int handle_to_pod(struct __sk_buff *skb)
 			if (ret)
 				return finish_drop(skb, &pkt, &vc, ret);
 		}
+		remember_flow(skb, &pkt, &flow, CT_EGRESS, 1, entry->rev_nat_index ? FLOW_XLATE_SRC : FLOW_XLATE_NONE);
 	} else if (vc.ct_state == CT_STATE_NEW) {
 		ret = admit_new(skb, &pkt, &vc, ep, 0, now);
 		if (ret)
 			return finish_drop(skb, &pkt, &vc, ret);
 	} else if (entry) {
 		vc.policy_cookie = entry->policy_cookie;
+		remember_flow(skb, &pkt, &flow, CT_INGRESS, 0, FLOW_XLATE_NONE);
 	}
 	return finish_pass(skb, &pkt, &vc, TRACE_TO_POD);
 }

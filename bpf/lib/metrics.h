@@ -12,17 +12,21 @@ struct {
 	__uint(max_entries, METRICS_SLOTS);
 } pinion_metrics_v2 SEC(".maps");
 
-static __always_inline void metrics_count(struct __sk_buff *skb, __u8 reason, __u8 direction)
+/* Callers know the packet is not a dry run. */
+static __always_inline void metrics_add(struct __sk_buff *skb, __u8 reason, __u8 direction)
 {
 	__u32 index = METRICS_INDEX(reason, direction);
-	struct metrics_value *value;
+	struct metrics_value *value = bpf_map_lookup_elem(&pinion_metrics_v2, &index);
 
-	if (is_dryrun(skb))
-		return;
-	value = bpf_map_lookup_elem(&pinion_metrics_v2, &index);
 	if (value) {
 		/* Per-CPU slot: no other writer, no atomics needed. */
 		value->packets += 1;
 		value->bytes += skb->len;
 	}
+}
+
+static __always_inline void metrics_count(struct __sk_buff *skb, __u8 reason, __u8 direction)
+{
+	if (!is_dryrun(skb))
+		metrics_add(skb, reason, direction);
 }

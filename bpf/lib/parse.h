@@ -32,16 +32,14 @@ struct packet {
  * pointers taken before it. */
 static __always_inline void *packet_ptr(struct __sk_buff *skb, __u64 off, __u64 len)
 {
-	void *at = (void *)(long)skb->data + off;
+	void *at = skb_data(skb) + off;
 
-	if (at + len <= (void *)(long)skb->data_end)
+	if (at + len <= skb_data_end(skb))
 		return at;
 	if (bpf_skb_pull_data(skb, off + len) < 0)
 		return 0;
-	at = (void *)(long)skb->data + off;
-	/* Keep clang from merging this check with the one above. */
-	asm volatile("" : "+r"(at));
-	if (at + len > (void *)(long)skb->data_end)
+	at = skb_data(skb) + off;
+	if (at + len > skb_data_end(skb))
 		return 0;
 	return at;
 }

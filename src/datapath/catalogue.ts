@@ -1,6 +1,6 @@
 import type {Struct} from './codec.js'
 import * as S from './structs.js'
-import {METRICS_SLOTS} from './constants.js'
+import {FLOW_CACHE_SLOTS, METRICS_SLOTS} from './constants.js'
 
 /** Bump with PINION_ABI_VERSION in bpf/include/pinion_abi.h. */
 export const DATAPATH_ABI_VERSION = 1
@@ -46,6 +46,7 @@ export const MAPS: readonly MapSpec[] = [
   {name: 'pinion_metrics_v2', type: 'percpu_array', key: S.metricsSlot, value: S.metricsValue, maxEntries: METRICS_SLOTS, description: 'Per-CPU packet/byte counters by reason and direction'},
   {name: 'pinion_config', type: 'array', key: S.configIndex, value: S.pinionConfig, maxEntries: 1, description: 'Runtime settings: conntrack lifetimes, logging, tracing'},
   {name: 'pinion_clock', type: 'percpu_array', key: S.configIndex, value: S.clockCache, maxEntries: 1, description: 'Per-CPU cache of the current boot-time second (internal)'},
+  {name: 'pinion_flowcache', type: 'percpu_array', key: S.flowCacheIndex, value: S.flowSlot, maxEntries: FLOW_CACHE_SLOTS, description: 'Per-CPU cache of established flows in front of conntrack and Services (internal)'},
   {name: 'pinion_events', type: 'perf_event_array', key: S.configIndex, description: 'Drop, policy-verdict and trace events to userspace'},
 ]
 

@@ -12,6 +12,10 @@ export function metricsSlot(reason: number, direction: number): number {
 export function metricsSlotParts(slot: number): {reason: number; direction: number} {
   return {reason: slot & 255, direction: (slot >> 8) + 1}
 }
+/** Per-CPU slots of the flow cache: FLOW_CACHE_SLOTS in pinion_abi.h. */
+export const FLOW_CACHE_SLOTS = 1024
+export const FLOW_XLATE_NAME: Record<number, string> = {0: 'none', 1: 'dnat', 2: 'reverse-nat'}
+
 export const DIRECTION_NAME: Record<number, string> = {1: 'egress', 2: 'ingress'}
 
 export const CT_SCOPE = {EGRESS: 1, INGRESS: 2, SERVICE: 3} as const

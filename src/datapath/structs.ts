@@ -137,7 +137,27 @@ export const pinionConfig = new Struct('pinion_config', [
   ['policy_log_deny', 'u8'],
   ['trace_level', 'u8'],
   ['trace_dscp', 'u8'],
-  ['reserved', 'pad[12]'],
+  ['flow_epoch', 'u32'],
+  ['reserved', 'pad[8]'],
+])
+
+/** Key of the flow cache: a slot index (hash of the tuple). */
+export const flowCacheIndex = new Struct('flow_cache_index', [['slot', 'u32']])
+
+export const flowSlot = new Struct('flow_slot', [
+  ['key', ct4Key],
+  ['ct', ct4Key],
+  ['packets', 'u64'],
+  ['bytes', 'u64'],
+  ['jiffies', 'u64'],
+  ['epoch', 'u32'],
+  ['ifindex', 'u32'],
+  ['xlate_addr', 'ipv4'],
+  ['xlate_port', 'be16'],
+  ['xlate', 'u8'],
+  ['reply', 'u8'],
+  ['tcp_flags', 'u8'],
+  ['pad', 'pad[7]'],
 ])
 
 export const eventHeader = new Struct('event_header', [
@@ -246,5 +266,5 @@ export const skBuff = new Struct('__sk_buff', [
 export const ABI_STRUCTS: readonly Struct[] = [
   endpointKey, endpointInfo, lb4Key, lb4Service, lb4Backend, lb4ReverseNat, ct4Key, ctEntry,
   policyKey, policyEntry, policyName, ipcacheKey, ipcacheEntry, metricsValue,
-  clockCache, pinionConfig, eventHeader, eventFlow, traceEvent, dropEvent, policyEvent,
+  clockCache, pinionConfig, flowSlot, eventHeader, eventFlow, traceEvent, dropEvent, policyEvent,
 ]

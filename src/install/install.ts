@@ -13,7 +13,7 @@ import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
 import {readLoggingConfig} from '../monitor/policy-logging.js'
 import {readNodeRecord} from './node-state.js'
-import {updateNodeConfig} from './runtime-config.js'
+import {nextFlowEpoch, updateNodeConfig} from './runtime-config.js'
 import {preflight, type Preflight} from './preflight.js'
 
 export interface ClusterOptions {
@@ -86,10 +86,12 @@ export async function install(api: Clients, options: ClusterOptions & {dryRun: b
     const planned = {endpoints: plan.endpoints.length, entries: plan.entries.length + plan.endpoints.length}
     if (options.dryRun) return {action: 'would install', preflight: checks, plan: planned}
     const result = await installNode(shell, plan, object, options.pinRoot, report)
-    // Policy logging is cluster configuration: a (re)installed node gets it back.
+    // Policy logging is cluster configuration: a (re)installed node gets it
+    // back. New programs must not trust what older ones cached.
     await updateNodeConfig(shell, options.pinRoot, (current) => {
       current.policyLogAllow = logging.allow.log ? 1 : 0
       current.policyLogDeny = logging.deny.log ? 1 : 0
+      nextFlowEpoch(current)
     })
     return {action: result.action, preflight: checks, result, plan: planned}
   })

@@ -4,13 +4,25 @@ import type {Decoded} from '../datapath/codec.js'
 import {configIndex, pinionConfig} from '../datapath/structs.js'
 import type {NodeShell} from '../nodes/shell.js'
 
-/** Read-modify-write of a node's pinion_config entry (logging switches, tracing). */
-export async function updateNodeConfig(shell: NodeShell, pinRoot: string, change: (config: Decoded) => void): Promise<Decoded> {
-  const bpftool = new BpfTool(shell)
+/** Read-modify-write of a node's pinion_config entry (logging switches, tracing, flow epoch). */
+export async function updateConfig(bpftool: BpfTool, pinRoot: string, change: (config: Decoded) => void): Promise<Decoded> {
   const path = mapPinPath(pinRoot, 'pinion_config')
   const [row] = await bpftool.dumpMap(path)
   const config = row?.value ? pinionConfig.decode(row.value) : {}
   change(config)
   await bpftool.batch(path, [{key: configIndex.encode({index: 0}), value: pinionConfig.encode(config)}])
   return config
+}
+
+export async function updateNodeConfig(shell: NodeShell, pinRoot: string, change: (config: Decoded) => void): Promise<Decoded> {
+  return updateConfig(new BpfTool(shell), pinRoot, change)
+}
+
+/**
+ * Make every flow cache slot stale: the datapath caches what its maps said
+ * about an established flow (backend, reverse NAT, interface) and trusts it
+ * only while flow_epoch is unchanged. Called after any map change.
+ */
+export function nextFlowEpoch(config: Decoded): void {
+  config.flowEpoch = (((config.flowEpoch as number | undefined) ?? 0) + 1) >>> 0
 }

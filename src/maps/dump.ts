@@ -1,10 +1,8 @@
-import {Writable} from 'node:stream'
 import type {Clients} from '../cluster/kubeconfig.js'
 import {type ClusterSnapshot, readSnapshot} from '../cluster/snapshot.js'
 import {type MapSpec, MAPS, mapPinPath, mapSpec, shortMapName} from '../datapath/catalogue.js'
 import type {Decoded} from '../datapath/codec.js'
 import {protoName} from '../datapath/constants.js'
-import {JsonObjectStream} from '../datapath/json-stream.js'
 import * as S from '../datapath/structs.js'
 import {mapFill, type MapFill} from '../install/status.js'
 import {UserError} from '../lib/errors.js'
@@ -12,6 +10,8 @@ import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
 import {ClusterPlanner} from '../sync/plan.js'
 import {decodeRow, type DumpContext, parseFilters, type Row} from './decode.js'
+import {pendingConntrackCounts, withPendingCounts} from './flow-cache.js'
+import {bytes, streamEntries} from './stream.js'
 
 const ALIASES: Record<string, string> = {ct: 'pinion_ct4', conntrack: 'pinion_ct4', endpoints: 'pinion_endpoint', policies: 'pinion_policy', policynames: 'pinion_polnames', backend: 'pinion_backends', service: 'pinion_services'}
 
@@ -62,44 +62,6 @@ export interface NodeDump {
   error?: string
 }
 
-interface RawJsonEntry {
-  key: string[]
-  value?: string[]
-  values?: {cpu: number; value: string[]}[]
-}
-
-const bytes = (list: string[]) => Buffer.from(list.map((item) => Number.parseInt(item, 16)))
-
-/**
- * Stream `bpftool -j map dump` through the decoder: entries are decoded and
- * filtered as they arrive, so a large map is never held as text and rows at once.
- */
-export async function streamEntries(shell: NodeShell, path: string, onEntry: (entry: RawJsonEntry) => boolean): Promise<void> {
-  const stop = new AbortController()
-  const objects = new JsonObjectStream()
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      try {
-        for (const text of objects.push(chunk.toString('utf8'))) {
-          if (stop.signal.aborted) break
-          const entry = JSON.parse(text) as RawJsonEntry & {error?: string}
-          if (entry.error !== undefined) bpftoolError = entry.error // bpftool -j reports failures as {"error": …}
-          else if (!onEntry(entry)) stop.abort()
-        }
-      } catch (error) {
-        decodeError = error as Error
-        stop.abort()
-      }
-      done()
-    },
-  })
-  let bpftoolError: string | undefined
-  let decodeError: Error | undefined
-  const result = await shell.run(['bpftool', '-j', 'map', 'dump', 'pinned', path], {stdout: sink, signal: stop.signal})
-  if (decodeError) throw decodeError
-  if (result.exitCode !== 0 && !stop.signal.aborted) throw new Error(bpftoolError ?? (result.stderr.trim().split('\n').pop() || `bpftool exited ${result.exitCode}`))
-}
-
 /** Policy id -> namespace/name, from the node's own pinion_polnames. */
 export async function readPolicyNames(shell: NodeShell, pinRoot: string): Promise<Map<number, string>> {
   const policies = new Map<number, string>()
@@ -143,6 +105,8 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
     })
   }
   const slots = new Map<string, string[]>()
+  // Raw rows show the map as it is; decoded conntrack adds what the flow cache holds.
+  const pending = spec.name === 'pinion_ct4' && !options.raw ? await pendingConntrackCounts(shell, options.pinRoot) : undefined
   await streamEntries(shell, path, (entry) => {
     const keyBytes = bytes(entry.key)
     // Per-CPU arrays list every slot; the unused ones are all zero.
@@ -152,7 +116,8 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
       row = {key: keyBytes.toString('hex'), value: entry.value ? bytes(entry.value).toString('hex') : entry.values?.map((perCpu) => bytes(perCpu.value).toString('hex'))}
     } else {
       const key = spec.key.decode(keyBytes)
-      const value: Decoded | Decoded[] | undefined = entry.values ? entry.values.map((perCpu) => spec.value!.decode(bytes(perCpu.value))) : entry.value && spec.value ? spec.value.decode(bytes(entry.value)) : undefined
+      let value: Decoded | Decoded[] | undefined = entry.values ? entry.values.map((perCpu) => spec.value!.decode(bytes(perCpu.value))) : entry.value && spec.value ? spec.value.decode(bytes(entry.value)) : undefined
+      if (pending && value) value = withPendingCounts(value as Decoded, pending.get(keyBytes.toString('hex')))
       if (joinServices && (key.backendSlot as number) > 0) {
         const frontend = `${key.address}:${key.dport}/${protoName(key.proto as number)}`
         slots.set(frontend, [...(slots.get(frontend) ?? []), backends.get((value as Decoded).backendId as number) ?? `backend ${(value as Decoded).backendId}`])

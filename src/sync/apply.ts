@@ -1,6 +1,7 @@
 import type {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {endpointEntry, type MapEntry} from '../datapath/entries.js'
+import {nextFlowEpoch, updateConfig} from '../install/runtime-config.js'
 import type {NodePlan} from './plan.js'
 
 /** Maps whose whole content the control plane owns (not conntrack, metrics, events or config). */
@@ -31,6 +32,7 @@ export interface MapChanges {
  * Make the managed maps hold exactly `entries`: read each map, write only
  * what differs (one bpftool batch per map), delete what is no longer wanted.
  * Rules and backends are written before the entries that point at them.
+ * Any change makes the datapath's flow cache stale (flow epoch).
  */
 export async function applyEntries(bpftool: BpfTool, pinRoot: string, entries: readonly MapEntry[], options: {dryRun?: boolean} = {}): Promise<MapChanges> {
   const changes: MapChanges = {updated: 0, deleted: 0, byMap: {}}
@@ -49,6 +51,7 @@ export async function applyEntries(bpftool: BpfTool, pinRoot: string, entries: r
   }
   if (!options.dryRun) {
     for (const {map, keys} of deletions.reverse()) await bpftool.batch(mapPinPath(pinRoot, map), [], keys)
+    if (changes.updated + changes.deleted > 0) await updateConfig(bpftool, pinRoot, nextFlowEpoch)
   }
   return changes
 }

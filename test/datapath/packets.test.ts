@@ -16,6 +16,8 @@ import {decodeDryRun} from '../../src/datapath/dryrun.js'
 import {configEntry, endpointEntry, frontendEntries, ipcacheEntry, policyEntries, policyNameEntry} from '../../src/datapath/entries.js'
 import {type DatapathEvent, decodeEvent} from '../../src/datapath/events.js'
 import {buildPacket, type PacketSpec, TCP_FLAGS} from '../../src/datapath/packet.js'
+import {backendId} from '../../src/datapath/structs.js'
+import {nextFlowEpoch, updateConfig} from '../../src/install/runtime-config.js'
 import {waitFor} from '../../src/lib/wait.js'
 import {DatapathFixture} from '../helpers/datapath-fixture.js'
 
@@ -56,7 +58,16 @@ afterAll(async () => {
 const fromA = (spec: Partial<PacketSpec>) => buildPacket({src: A, dst: VIP, protocol: 'tcp', dstPort: 80, ...spec})
 
 async function ctEntries() {
-  return dp.dump('pinion_ct4')
+  return dp.conntrack()
+}
+
+/** Flow cache slots holding a flow with this port (either end), on any CPU. */
+async function cachedFlows(port: number) {
+  const rows = await dp.dump('pinion_flowcache')
+  return rows.flatMap((row) => row.values ?? []).filter((slot) => {
+    const key = slot.key as {sport: number; dport: number}
+    return key.sport === port || key.dport === port
+  })
 }
 
 async function metric(reason: number, direction: number): Promise<number> {
@@ -122,6 +133,63 @@ describe('Service load balancing', () => {
     expect(egress.value!.txPackets).toBeLessThanOrEqual(5)
     expect((egress.value!.flags as number) & CT_FLAG.TX_CLOSING).toBe(CT_FLAG.TX_CLOSING)
     expect(egress.value!.revNatIndex).toBe(service.value!.revNatIndex)
+  })
+
+  it('serves an established flow from the flow cache: same backend, valid checksums, counted on its entry', async () => {
+    const port = 46100
+    const send = async (tcpFlags: number) => (await dp.run('from_pod', fromA({srcPort: port, tcpFlags}), {ifindex: 'pod-a'})).packet!
+    const backend = (await send(TCP_FLAGS.SYN)).dst
+    expect(await cachedFlows(port)).toHaveLength(0) // a SYN never fills the cache
+    for (let i = 0; i < 4; i++) expect(await send(TCP_FLAGS.ACK)).toMatchObject({dst: backend, dstPort: 8080, ipChecksumValid: true, l4ChecksumValid: true})
+    const [slot] = await cachedFlows(port)
+    expect(slot).toMatchObject({xlate: 1, xlateAddr: backend, xlatePort: 8080})
+    expect(slot.packets).toBeGreaterThan(0) // counted in the slot, not yet on the entry
+    const service = (await ctEntries()).find((row) => row.key.scope === CT_SCOPE.SERVICE && row.key.sport === port)!
+    expect(service.value!.txPackets).toBe(5)
+  })
+
+  it('a cached flow keeps the spoof guard: its packets on another interface are dropped', async () => {
+    const port = 46200
+    await dp.run('from_pod', fromA({srcPort: port, tcpFlags: TCP_FLAGS.SYN}), {ifindex: 'pod-a'})
+    await dp.run('from_pod', fromA({srcPort: port, tcpFlags: TCP_FLAGS.ACK}), {ifindex: 'pod-a'})
+    expect(await cachedFlows(port)).toHaveLength(1)
+    const spoofed = await dp.run('from_pod', fromA({srcPort: port, tcpFlags: TCP_FLAGS.ACK}), {ifindex: 'pod-b'})
+    expect(spoofed.retval).toBe(TC_ACT.SHOT)
+  })
+
+  it('a new flow epoch sends cached flows through the full pipeline: a removed backend is replaced', async () => {
+    const port = 46300
+    const send = async (tcpFlags: number) => (await dp.run('from_pod', fromA({srcPort: port, tcpFlags}), {ifindex: 'pod-a'})).packet!
+    const first = (await send(TCP_FLAGS.SYN)).dst
+    await send(TCP_FLAGS.ACK)
+    expect(await cachedFlows(port)).toHaveLength(1)
+    // What sync writes when the first backend leaves the Service.
+    const web = {vip: VIP, port: 80, protocol: 'tcp' as const, revNatIndex: 1}
+    const all = [{id: 11, ip: B, port: 8080}, {id: 12, ip: C, port: 8080}]
+    const gone = all.find((backend) => backend.ip === first)!
+    const backends = mapPinPath(dp.pinRoot, 'pinion_backends')
+    await dp.write(frontendEntries({...web, backends: all.filter((backend) => backend !== gone)}))
+    await dp.bpftool.batch(backends, [], [backendId.encode({id: gone.id})])
+    try {
+      await updateConfig(dp.bpftool, dp.pinRoot, nextFlowEpoch)
+      expect((await send(TCP_FLAGS.ACK)).dst).toBe(first === B ? C : B)
+    } finally {
+      await dp.write(frontendEntries({...web, backends: all}))
+      await updateConfig(dp.bpftool, dp.pinRoot, nextFlowEpoch)
+    }
+  })
+
+  it('reverse-NATs every reply of a flow, cached or not, and counts each on the entry', async () => {
+    const request = await dp.run('from_pod', fromA({protocol: 'udp', dstPort: 53, srcPort: 45100}), {ifindex: 'pod-a'})
+    expect(request.packet!.dst).toBe(B)
+    const reply = buildPacket({src: B, dst: A, protocol: 'udp', srcPort: 5353, dstPort: 45100})
+    for (let i = 0; i < 4; i++) {
+      const out = await dp.run('to_pod', reply, {ifindex: 'pod-a'})
+      expect(out.packet).toMatchObject({src: VIP, srcPort: 53, dst: A, dstPort: 45100, ipChecksumValid: true, l4ChecksumValid: true})
+    }
+    expect(await cachedFlows(45100)).toEqual([expect.objectContaining({xlate: 2, xlateAddr: VIP, xlatePort: 53, reply: 1})])
+    const egress = (await ctEntries()).find((row) => row.key.scope === CT_SCOPE.EGRESS && row.key.sport === 45100 && row.key.daddr === B)!
+    expect(egress.value!.rxPackets).toBe(4)
   })
 
   it('drops traffic to a Service without backends with its own reason', async () => {

@@ -7,7 +7,8 @@ import {mapPinPath, MAPS, programPinPath} from '../../src/datapath/catalogue.js'
 import {MARK_DRYRUN} from '../../src/datapath/constants.js'
 import {byMap, type MapEntry} from '../../src/datapath/entries.js'
 import {type ParsedPacket, parsePacket} from '../../src/datapath/packet.js'
-import {skBuff} from '../../src/datapath/structs.js'
+import {ct4Key, skBuff} from '../../src/datapath/structs.js'
+import {pendingConntrackCounts, withPendingCounts} from '../../src/maps/flow-cache.js'
 import {LocalShell} from '../../src/nodes/local-shell.js'
 import {BPF_OBJECT_PATH, requireSystem} from './system.js'
 
@@ -29,6 +30,8 @@ export class DatapathFixture {
   readonly pinRoot: string
   readonly shell: LocalShell
   readonly bpftool: BpfTool
+  /** Runs programs on CPU 0 only, so per-CPU state (the flow cache) is the same from run to run. */
+  private readonly runner: BpfTool
   private readonly ifindexes = new Map<string, number>()
 
   private constructor(tag: string) {
@@ -36,10 +39,11 @@ export class DatapathFixture {
     this.pinRoot = mkdtempSync(join(tmpdir(), 'pinion-bpffs-'))
     this.shell = new LocalShell(this.netns, ['ip', 'netns', 'exec', this.netns])
     this.bpftool = new BpfTool(this.shell)
+    this.runner = new BpfTool(new LocalShell(this.netns, ['taskset', '--cpu-list', '0', 'ip', 'netns', 'exec', this.netns]))
   }
 
   static async create(tag: string, interfaces: string[]): Promise<DatapathFixture> {
-    requireSystem(['bpftool', 'ip'])
+    requireSystem(['bpftool', 'ip', 'taskset'])
     const fixture = new DatapathFixture(tag)
     try {
       execFileSync('mount', ['-t', 'bpf', 'bpf', fixture.pinRoot])
@@ -81,7 +85,7 @@ export class DatapathFixture {
 
   async run(program: 'from_pod' | 'to_pod', frame: Buffer, options: {ifindex: string; dryRun?: boolean}): Promise<RunOutcome> {
     const ctx = skBuff.encode({ifindex: this.ifindex(options.ifindex), mark: options.dryRun ? MARK_DRYRUN : 0})
-    const result = await this.bpftool.progRun(programPinPath(this.pinRoot, program), frame, ctx)
+    const result = await this.runner.progRun(programPinPath(this.pinRoot, program), frame, ctx)
     const out = skBuff.decode(result.ctxOut)
     let packet: ParsedPacket | undefined
     try {
@@ -90,6 +94,12 @@ export class DatapathFixture {
       packet = undefined
     }
     return {retval: result.retval, packet, raw: result.dataOut, cb: [out.cb0, out.cb1, out.cb2, out.cb3, out.cb4] as number[]}
+  }
+
+  /** Conntrack as its readers see it: entries with the flow cache's pending counts added. */
+  async conntrack() {
+    const pending = await pendingConntrackCounts(this.shell, this.pinRoot)
+    return (await this.dump('pinion_ct4')).map((row) => ({...row, value: withPendingCounts(row.value!, pending.get(ct4Key.encode(row.key).toString('hex')))}))
   }
 
   /** Removes the namespace, the bpffs mount and its directory; safe to call twice. */
