@@ -1,4 +1,4 @@
-import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE_NAME, DIRECTION_NAME, IDENTITY, metricsSlotParts, POLICY_FLAG_DENY, POLICY_PREFIX, describeCookie, protoName, tcpFlagNames} from '../datapath/constants.js'
+import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE, CT_SCOPE_NAME, DIRECTION_NAME, FLOW_XLATE_NAME, IDENTITY, metricsSlotParts, POLICY_FLAG_DENY, POLICY_PREFIX, describeCookie, protoName, tcpFlagNames} from '../datapath/constants.js'
 import type {Decoded} from '../datapath/codec.js'
 import type {MapSpec} from '../datapath/catalogue.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
@@ -94,6 +94,26 @@ export function decodeRow(spec: MapSpec, key: Decoded, value: Decoded | Decoded[
       const perCpu = value as Decoded[]
       const {reason, direction} = metricsSlotParts(key.slot as number)
       return {reason: dropReasonId(reason), direction: DIRECTION_NAME[direction], packets: perCpu.reduce((sum, cpu) => sum + (cpu.packets as number), 0), bytes: perCpu.reduce((sum, cpu) => sum + (cpu.bytes as number), 0)}
+    }
+    case 'pinion_flowcache': {
+      // One row per slot index: the flow each CPU holds there.
+      const flows = (value as Decoded[]).flatMap((slot, cpu) => {
+        const flow = slot.key as Decoded
+        if (!flow.proto) return []
+        const xlate = slot.xlate as number
+        return [{
+          cpu,
+          hook: flow.scope === CT_SCOPE.EGRESS ? 'from_pod' : 'to_pod',
+          protocol: protoName(flow.proto as number),
+          source: endpointAt(context, flow.saddr as string, flow.sport as number),
+          destination: endpointAt(context, flow.daddr as string, flow.dport as number),
+          translation: xlate ? `${FLOW_XLATE_NAME[xlate]} to ${slot.xlateAddr}:${slot.xlatePort}` : undefined,
+          pendingPackets: slot.packets,
+          pendingBytes: slot.bytes,
+          epoch: slot.epoch,
+        }]
+      })
+      return {slot: key.slot, flows}
     }
     default:
       return {...key, ...(Array.isArray(value) ? {perCpu: value} : value)}

@@ -40,6 +40,11 @@ async function policy(name: string, spec: object): Promise<void> {
   await api.networking.createNamespacedNetworkPolicy({namespace: 'default', body: {metadata: {name}, spec}})
 }
 
+async function flowEpoch(node: string): Promise<number> {
+  const [config] = await dumpMap(api, access, {map: 'config', nodes: [node], filters: [], raw: false, pinRoot: DEFAULT_PIN_ROOT})
+  return config.rows![0].flowEpoch as number
+}
+
 async function syncAll(): Promise<void> {
   const outcomes = await sync(api, options)
   expect(outcomes.every((outcome) => outcome.ok), JSON.stringify(outcomes.map((outcome) => outcome.error))).toBe(true)
@@ -117,8 +122,10 @@ describe('policies and sync', () => {
   })
 
   it('deleting a policy or a pod and running sync updates the maps', async () => {
+    const epoch = await flowEpoch(lab.nodes[0].name)
     await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'allow-http'})
     await syncAll()
+    expect(await flowEpoch(lab.nodes[0].name)).toBeGreaterThan(epoch) // cached flows see the change
     expect((await probe('web-1-1', 'tcp', ips.get('web-2-1')!, 80)).error).toBe('timeout')
     await api.core.deleteNamespacedPod({namespace: 'default', name: 'web-2-2'})
     await waitFor('the slice to drop web-2-2', async () => {

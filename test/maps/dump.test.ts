@@ -63,7 +63,11 @@ describe('pinion map dump', () => {
     const rows = ct.flatMap((node) => node.rows!)
     expect(rows.some((row) => row.scope === 'service' && String(row.source).includes('default/web-1-1'))).toBe(true)
     expect(rows.some((row) => row.scope === 'ingress' && row.allowedBy === 'default/web-in rule 1')).toBe(true)
-    for (const [name, result] of [['endpoint', endpoints], ['policy', policy], ['ct4', ct]] as const) expect(schema(name)(result), JSON.stringify(schema(name).errors)).toBe(true)
+    // The probe's connection went through the flow cache after its handshake.
+    const flowcache = await dump('flowcache')
+    const flows = flowcache.flatMap((node) => node.rows!).flatMap((row) => row.flows as {hook: string; source: string; translation?: string}[])
+    expect(flows).toContainEqual(expect.objectContaining({hook: 'from_pod', source: expect.stringContaining('default/web-1-1'), translation: expect.stringMatching(/^dnat to /)}))
+    for (const [name, result] of [['endpoint', endpoints], ['policy', policy], ['ct4', ct], ['flowcache', flowcache]] as const) expect(schema(name)(result), JSON.stringify(schema(name).errors)).toBe(true)
     for (const name of ['backends', 'revnat', 'polnames', 'ipcache', 'metrics']) {
       const result = await dump(name)
       expect(schema(name)(result), `${name}: ${JSON.stringify(schema(name).errors)}`).toBe(true)
@@ -84,7 +88,7 @@ describe('pinion map dump', () => {
   it('the CLI prints stable JSON, and refuses unknown maps with the valid names', () => {
     const out = execFileSync(`${REPO_ROOT}bin/run.js`, ['map', 'dump', 'revnat', '--kubeconfig', lab.kubeconfig, '-o', 'json'], {encoding: 'utf8'})
     expect(schema('revnat')(JSON.parse(out))).toBe(true)
-    expect(() => resolveMap('nope')).toThrow(/valid maps are endpoint, services, backends, revnat, ct4, policy, polnames, ipcache, metrics, config, clock/)
+    expect(() => resolveMap('nope')).toThrow(/valid maps are endpoint, services, backends, revnat, ct4, policy, polnames, ipcache, metrics, config, clock, flowcache/)
   })
 
   it('reports a node without Pinion as an error and still shows the others', async () => {
