@@ -8,8 +8,10 @@
  * bpf/bench.bpf.c put the headers back after each run and `restore_only`
  * measures that bookkeeping, which is taken out of the figures. New flows use
  * the dry-run mark (every run is a first packet, nothing is recorded);
- * established ones run after the connection's first packet. A pod-to-pod flow
- * (no Service, nothing rewritten) runs the real program directly.
+ * established ones (ACK) run after the connection's SYN and are flow cache
+ * hits after the first run; "full pipeline" makes the flow's slot stale before
+ * each run (from_pod_uncached, bookkeeping priced by expire_only). A pod-to-pod
+ * flow (no Service, nothing rewritten) runs the real program directly.
  */
 import {DIRECTION, makeCookie, MARK_DRYRUN, TC_ACT} from '../src/datapath/constants.js'
 import {endpointEntry, frontendEntries, ipcacheEntry, type MapEntry, policyEntries} from '../src/datapath/entries.js'

@@ -48,28 +48,68 @@ int floor_pass(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int restore_only(struct __sk_buff *skb)
+/* The flow cache would answer every run after the first: expire_flow_slot
+ * makes the flow's slot stale, so the run prices the full pipeline for an
+ * established flow (what a cache miss costs: once per FLOW_CACHE_JIFFIES per
+ * flow, or every packet of flows beyond the cache's capacity). */
+static __always_inline void expire_flow_slot(const struct bench_header *saved)
+{
+	/* The flow's tuple from the saved headers (the benchmark's packet has
+	 * no IP options): cheaper than parsing again. */
+	const __u8 *frame = (const __u8 *)saved->words;
+	struct flow_key key = {};
+	struct flow_slot *slot;
+
+	__builtin_memcpy(&key.tuple.saddr, frame + ETH_HLEN + 12, 4);
+	__builtin_memcpy(&key.tuple.daddr, frame + ETH_HLEN + 16, 4);
+	__builtin_memcpy(&key.tuple.sport, frame + ETH_HLEN + 20, 2);
+	__builtin_memcpy(&key.tuple.dport, frame + ETH_HLEN + 22, 2);
+	key.tuple.proto = frame[ETH_HLEN + 9];
+	key.tuple.scope = CT_EGRESS;
+	slot = flow_slot_of(&key);
+	if (slot)
+		slot->jiffies = 0;
+}
+
+/* Run from_pod (or nothing, to price the bookkeeping) on the packet, then put
+ * its headers back for the next run. */
+static __always_inline int replay(struct __sk_buff *skb, int pipeline, int uncached)
 {
 	struct bench_header saved;
+	int ret = TC_ACT_OK;
 
 	if (header_save(skb, &saved))
 		return TC_ACT_SHOT;
+	if (uncached)
+		expire_flow_slot(&saved);
+	if (pipeline)
+		ret = handle_from_pod(skb);
 	header_restore(skb, &saved);
-	return TC_ACT_OK;
+	return ret;
+}
+
+SEC("tc")
+int restore_only(struct __sk_buff *skb)
+{
+	return replay(skb, 0, 0);
 }
 
 SEC("tc")
 int from_pod_restored(struct __sk_buff *skb)
 {
-	struct bench_header saved;
-	int ret;
+	return replay(skb, 1, 0);
+}
 
-	if (header_save(skb, &saved))
-		return TC_ACT_SHOT;
-	ret = handle_from_pod(skb);
-	header_restore(skb, &saved);
-	return ret;
+SEC("tc")
+int expire_only(struct __sk_buff *skb)
+{
+	return replay(skb, 0, 1);
+}
+
+SEC("tc")
+int from_pod_uncached(struct __sk_buff *skb)
+{
+	return replay(skb, 1, 1);
 }
 
 /* One operation each, on the benchmark packet, to put the pipeline's cost in
@@ -119,54 +159,4 @@ SEC("tc")
 int op_boot_clock(struct __sk_buff *skb)
 {
 	return bpf_ktime_get_boot_ns() ? TC_ACT_OK : TC_ACT_UNSPEC;
-}
-
-/* The full pipeline for an established flow (what a flow cache miss costs:
- * once per FLOW_CACHE_JIFFIES per flow, or for every packet of flows beyond
- * the cache's capacity): the flow's slot is made stale before each run.
- * expire_only measures that bookkeeping with the header restore. */
-static __always_inline void expire_flow_slot(const struct bench_header *saved)
-{
-	/* The flow's tuple from the saved headers (no IP options in the
-	 * benchmark's packet): parsing the skb twice in one program trips the
-	 * verifier's ctx-pointer rule. */
-	const __u8 *frame = (const __u8 *)saved->words;
-	struct flow_key key = {};
-	struct flow_slot *slot;
-
-	__builtin_memcpy(&key.tuple.saddr, frame + ETH_HLEN + 12, 4);
-	__builtin_memcpy(&key.tuple.daddr, frame + ETH_HLEN + 16, 4);
-	__builtin_memcpy(&key.tuple.sport, frame + ETH_HLEN + 20, 2);
-	__builtin_memcpy(&key.tuple.dport, frame + ETH_HLEN + 22, 2);
-	key.tuple.proto = frame[ETH_HLEN + 9];
-	key.tuple.scope = CT_EGRESS;
-	slot = flow_slot_of(&key);
-	if (slot)
-		slot->jiffies = 0;
-}
-
-SEC("tc")
-int expire_only(struct __sk_buff *skb)
-{
-	struct bench_header saved;
-
-	if (header_save(skb, &saved))
-		return TC_ACT_SHOT;
-	expire_flow_slot(&saved);
-	header_restore(skb, &saved);
-	return TC_ACT_OK;
-}
-
-SEC("tc")
-int from_pod_uncached(struct __sk_buff *skb)
-{
-	struct bench_header saved;
-	int ret;
-
-	if (header_save(skb, &saved))
-		return TC_ACT_SHOT;
-	expire_flow_slot(&saved);
-	ret = handle_from_pod(skb);
-	header_restore(skb, &saved);
-	return ret;
 }
