@@ -152,7 +152,8 @@ describe('policies and sync', () => {
         const dumps = await dumpMap(api, access, {map: 'endpoint', nodes: [lab.nodes[0].name], filters: [], raw: false, pinRoot: DEFAULT_PIN_ROOT})
         return dumps[0].rows!.every((row) => row.egressIsolatedBy === 'default/watched (default deny)')
       }, {timeoutMs: 30_000, intervalMs: 500})
-      expect(output).toMatch(/networkpolicies changed/)
+      // The watch reports a sync after it has written the maps.
+      await waitFor('the watch to report the change', () => /networkpolicies changed/.test(output), {timeoutMs: 10_000})
     } finally {
       cli.kill('SIGTERM')
     }
