@@ -15,31 +15,43 @@ export const BENCH_OBJECT = new URL('../dist/bpf/bench.bpf.o', import.meta.url).
 export async function scratchDatapath(tag: string): Promise<{netns: string; root: string; shell: LocalShell; bpftool: BpfTool; ifindex: number; write: (entries: MapEntry[]) => Promise<void>; destroy: () => void}> {
   const netns = `pinion-bench-${tag}-${process.pid}`
   const root = mkdtempSync(join(tmpdir(), 'pinion-bench-'))
-  execFileSync('mount', ['-t', 'bpf', 'bpf', root])
-  execFileSync('ip', ['netns', 'add', netns])
-  execFileSync('ip', ['-n', netns, 'link', 'add', 'pod-a', 'type', 'veth', 'peer', 'name', 'pod-a-peer'])
-  execFileSync('ip', ['-n', netns, 'link', 'set', 'pod-a', 'up'])
-  const [link] = JSON.parse(execFileSync('ip', ['-n', netns, '-j', 'link', 'show', 'pod-a'], {encoding: 'utf8'})) as {ifindex: number}[]
-  const shell = new LocalShell(netns, ['ip', 'netns', 'exec', netns])
-  const bpftool = new BpfTool(shell)
-  await bpftool.loadAll(OBJECT, `${root}/progs`, `${root}/maps`)
-  // The benchmark programs share the datapath's maps.
-  await bpftool.loadAll(BENCH_OBJECT, `${root}/bench`, `${root}/bench_maps`, Object.fromEntries(MAPS.map((map) => [map.name, mapPinPath(root, map.name)])))
-  return {
-    netns,
-    root,
-    shell,
-    bpftool,
-    ifindex: link.ifindex,
-    write: async (entries) => {
-      for (const [map, items] of byMap(entries)) {
-        for (let i = 0; i < items.length; i += 20_000) await bpftool.batch(mapPinPath(root, map), items.slice(i, i + 20_000))
+  // Safe to call at any point of the setup, and twice.
+  const destroy = () => {
+    for (const argv of [['ip', 'netns', 'del', netns], ['umount', root], ['rmdir', root]]) {
+      try {
+        execFileSync(argv[0], argv.slice(1), {stdio: 'ignore'})
+      } catch {
+        // not made yet, or already gone
       }
-    },
-    destroy: () => {
-      execFileSync('ip', ['netns', 'del', netns])
-      execFileSync('umount', [root])
-    },
+    }
+  }
+  try {
+    execFileSync('mount', ['-t', 'bpf', 'bpf', root])
+    execFileSync('ip', ['netns', 'add', netns])
+    execFileSync('ip', ['-n', netns, 'link', 'add', 'pod-a', 'type', 'veth', 'peer', 'name', 'pod-a-peer'])
+    execFileSync('ip', ['-n', netns, 'link', 'set', 'pod-a', 'up'])
+    const [link] = JSON.parse(execFileSync('ip', ['-n', netns, '-j', 'link', 'show', 'pod-a'], {encoding: 'utf8'})) as {ifindex: number}[]
+    const shell = new LocalShell(netns, ['ip', 'netns', 'exec', netns])
+    const bpftool = new BpfTool(shell)
+    await bpftool.loadAll(OBJECT, `${root}/progs`, `${root}/maps`)
+    // The benchmark programs share the datapath's maps.
+    await bpftool.loadAll(BENCH_OBJECT, `${root}/bench`, `${root}/bench_maps`, Object.fromEntries(MAPS.map((map) => [map.name, mapPinPath(root, map.name)])))
+    return {
+      netns,
+      root,
+      shell,
+      bpftool,
+      ifindex: link.ifindex,
+      write: async (entries) => {
+        for (const [map, items] of byMap(entries)) {
+          for (let i = 0; i < items.length; i += 20_000) await bpftool.batch(mapPinPath(root, map), items.slice(i, i + 20_000))
+        }
+      },
+      destroy,
+    }
+  } catch (error) {
+    destroy()
+    throw error
   }
 }
 
