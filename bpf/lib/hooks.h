@@ -86,29 +86,6 @@ struct flow_lookup {
 	__u32 epoch;
 };
 
-/* Shared start of both hooks: parse, or decide the packet is not ours to
- * judge; then find the flow's cache slot (scope: the hook's conntrack scope). */
-static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
-				 struct flow_lookup *flow, __u8 scope)
-{
-	struct pinion_config *cfg;
-	int ret = parse_packet(skb, pkt);
-
-	if (ret)
-		return ret;
-	cfg = config_get();
-	vc->traceflow = cfg && cfg->trace_dscp && pkt->dscp == cfg->trace_dscp;
-	vc->orig_daddr = pkt->daddr;
-	vc->orig_dport = pkt->dport;
-	ct_key_forward(pkt, scope, &flow->key.tuple);
-	flow->epoch = cfg ? cfg->flow_epoch : 0;
-	flow->slot = flow_slot_of(&flow->key);
-	flow->hit = 0;
-	if (flow_cacheable(skb, pkt, vc, cfg ? cfg->trace_level : 0))
-		flow->hit = flow_cache_hit(skb, flow->slot, &flow->key, flow->epoch);
-	return 0;
-}
-
 /* A cache hit: forward without the pipeline (a failed rewrite is dropped). */
 static __always_inline int forward_cached(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
 					  struct flow_lookup *flow)
@@ -119,6 +96,40 @@ static __always_inline int forward_cached(struct __sk_buff *skb, struct packet *
 		return finish_drop(skb, pkt, vc, ret);
 	metrics_add(skb, DROP_FORWARDED, vc->direction); /* cached flows are never dry runs */
 	return TC_ACT_OK;
+}
+
+/* begin() found no verdict yet: the hook runs its pipeline. */
+#define RUN_PIPELINE (-100)
+
+/* Shared start of both hooks: parse, then the verdicts that need no pipeline —
+ * traffic not ours to judge (ARP, IPv6: passed untouched, counted), headers
+ * that do not parse (dropped), flows the cache answers — else RUN_PIPELINE
+ * with the flow's cache slot found (scope: the hook's conntrack scope). */
+static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
+				 struct flow_lookup *flow, __u8 scope)
+{
+	struct pinion_config *cfg;
+	int ret = parse_packet(skb, pkt);
+
+	if (ret == DROP_NOT_IPV4) {
+		metrics_count(skb, DROP_NOT_IPV4, vc->direction);
+		return TC_ACT_OK;
+	}
+	if (ret)
+		return finish_drop(skb, pkt, vc, ret);
+	cfg = config_get();
+	vc->traceflow = cfg && cfg->trace_dscp && pkt->dscp == cfg->trace_dscp;
+	vc->orig_daddr = pkt->daddr;
+	vc->orig_dport = pkt->dport;
+	ct_key_forward(pkt, scope, &flow->key.tuple);
+	flow->epoch = cfg ? cfg->flow_epoch : 0;
+	flow->slot = flow_slot_of(&flow->key);
+	flow->hit = 0;
+	if (flow_cacheable(skb, pkt, vc, cfg ? cfg->trace_level : 0))
+		flow->hit = flow_cache_hit(skb, flow->slot, &flow->key, flow->epoch);
+	if (flow->hit)
+		return forward_cached(skb, pkt, vc, flow);
+	return RUN_PIPELINE;
 }
 
 /* Remember an established flow's outcome: its conntrack entry is the flow's
@@ -150,14 +161,8 @@ static __always_inline int handle_from_pod(struct __sk_buff *skb)
 	int ret;
 
 	ret = begin(skb, &pkt, &vc, &flow, CT_EGRESS);
-	if (ret == DROP_NOT_IPV4) {
-		metrics_count(skb, DROP_NOT_IPV4, DIR_EGRESS);
-		return TC_ACT_OK; /* ARP, IPv6: not handled by v1, passed untouched */
-	}
-	if (ret)
-		return finish_drop(skb, &pkt, &vc, ret);
-	if (flow.hit)
-		return forward_cached(skb, &pkt, &vc, &flow);
+	if (ret != RUN_PIPELINE)
+		return ret;
 
 	/* Spoof guard: the source must be the pod behind this interface. */
 	vc.observations |= OBS_SPOOFGUARD;
@@ -217,14 +222,8 @@ static __always_inline int handle_to_pod(struct __sk_buff *skb)
 	int ret;
 
 	ret = begin(skb, &pkt, &vc, &flow, CT_INGRESS);
-	if (ret == DROP_NOT_IPV4) {
-		metrics_count(skb, DROP_NOT_IPV4, DIR_INGRESS);
-		return TC_ACT_OK;
-	}
-	if (ret)
-		return finish_drop(skb, &pkt, &vc, ret);
-	if (flow.hit)
-		return forward_cached(skb, &pkt, &vc, &flow);
+	if (ret != RUN_PIPELINE)
+		return ret;
 
 	ep = endpoint_lookup(pkt.daddr);
 	if (!ep)
