@@ -26,7 +26,7 @@ let pinionMs = 0
 try {
   const entries: MapEntry[] = []
   for (let i = 0; i < SERVICES; i++) {
-    entries.push(...frontendEntries({vip: vipOf(i), port: 80, protocol: 'tcp', revNatIndex: (i % 65000) + 1, backends: Array.from({length: BACKENDS}, (_, j) => ({id: i * BACKENDS + j + 1, ip: backendOf(i * BACKENDS + j), port: 8080}))}))
+    entries.push(...frontendEntries({vip: vipOf(i), port: 80, protocol: 'tcp', revNatIndex: i + 1, backends: Array.from({length: BACKENDS}, (_, j) => ({id: i * BACKENDS + j + 1, ip: backendOf(i * BACKENDS + j), port: 8080}))}))
   }
   const programmed = await timed(() => applyEntries(dp.bpftool, dp.root, entries))
   pinionMs = programmed.ms

@@ -50,7 +50,7 @@ await runChecked(shell, [process.execPath, '--import', 'tsx', new URL(import.met
 const fillMs = Date.now() - fillStart
 
 const context: DumpContext = {pods: new Map([['10.244.1.10', 'default/client']]), services: new Map(), policies: new Map(), identities: new Map(), endpoints: new Map(), uptimeSeconds: 0}
-const spec = mapSpec('pinion_ct4')!
+const spec = mapSpec('pinion_ct4_v2')!
 const bytes = (list: string[]) => Buffer.from(list.map((item) => Number.parseInt(item, 16)))
 
 function peakRssMb(): number {
@@ -77,7 +77,7 @@ const rssNaive = peakRssMb()
 await runChecked(shell, ['umount', root])
 const table = [
   ['measure', 'value'],
-  ['entries in pinion_ct4', String(streamed)],
+  ['entries in pinion_ct4_v2', String(streamed)],
   ['fill with bpftool batch', `${(fillMs / 1000).toFixed(1)} s`],
   ['streamed decode (map dump path)', `${(streamMs / 1000).toFixed(1)} s, ${Math.round(streamed / (streamMs / 1000)).toLocaleString('en')} entries/s`],
   ['naive decode (buffer all, then parse)', `${(naiveMs / 1000).toFixed(1)} s (${naiveRows.length} rows)`],

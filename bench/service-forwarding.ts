@@ -65,7 +65,7 @@ try {
           ...backends.map((ip, j) => endpointEntry({ip, ifindex: s.ifindex, endpointId: 10 + j, identity: 2000})),
           ipcacheEntry('10.244.0.0/16', 3000),
         ]
-        for (let i = 0; i < size; i++) entries.push(...frontendEntries({vip: vipOf(i), port: 80, protocol: 'tcp', revNatIndex: (i % 65000) + 1, backends: Array.from({length: BACKENDS}, (_, j) => ({id: i * BACKENDS + j + 1, ip: i === 0 ? backends[j] : backendOf(i * BACKENDS + j), port: 8080}))}))
+        for (let i = 0; i < size; i++) entries.push(...frontendEntries({vip: vipOf(i), port: 80, protocol: 'tcp', revNatIndex: i + 1, backends: Array.from({length: BACKENDS}, (_, j) => ({id: i * BACKENDS + j + 1, ip: i === 0 ? backends[j] : backendOf(i * BACKENDS + j), port: 8080}))}))
         for (const [map, items] of byMap(entries)) for (let k = 0; k < items.length; k += 20_000) await bpftool.batch(mapPinPath(root, map), items.slice(k, k + 20_000))
         await attachPrograms(shell, ['hc', 'hs'], `${root}/progs`)
       }, () => detachPrograms(shell, ['hc', 'hs'])],

@@ -54,12 +54,14 @@ struct lb4_key {
 	__u8 pad[2];
 };
 
+/* pinion_services_v2 (the first release's pinion_services had a u16 rev-NAT
+ * index, which capped frontends at 65,535). */
 struct lb4_service {
 	__u32 backend_id;    /* slot entries: the backend; frontend entry: 0 */
+	__u32 rev_nat_index; /* frontend entry: index into the rev-NAT map */
 	__u16 count;         /* frontend entry: number of backend slots */
-	__u16 rev_nat_index; /* frontend entry: index into the rev-NAT map */
 	__u8 flags;
-	__u8 pad[3];
+	__u8 pad;
 };
 
 #define BACKEND_STATE_ACTIVE      0
@@ -71,6 +73,9 @@ struct lb4_backend {
 	__u8 proto;
 	__u8 state;
 };
+
+/* pinion_revnat_v2: rev-NAT index (u32) -> frontend. */
+#define REV_NAT_MAX 262143 /* frontends (VIP, port, protocol) per cluster */
 
 struct lb4_reverse_nat {
 	__u32 address;
@@ -102,22 +107,24 @@ struct ct4_key {
 #define CT_F_TX_CLOSING   0x2
 #define CT_F_RX_CLOSING   0x4
 
+/* pinion_ct4_v2 (the first release's pinion_ct4 had a u16 rev-NAT index). */
 struct ct_entry {
 	__u64 tx_packets; /* original direction */
 	__u64 tx_bytes;
 	__u64 rx_packets; /* reply direction */
 	__u64 rx_bytes;
 	__u32 lifetime;   /* expiry, seconds of CLOCK_BOOTTIME */
-	__u16 rev_nat_index;
-	__u16 flags;      /* CT_F_* */
+	__u32 rev_nat_index;
 	__u32 src_identity;
 	__u32 backend_id; /* CT_SERVICE entries: the chosen backend */
 	__u32 policy_cookie; /* rule that allowed the connection */
+	__u16 flags;      /* CT_F_* */
 	__u8 tx_tcp_flags; /* union of TCP flags seen each way */
 	__u8 rx_tcp_flags;
 	/* CT_SERVICE entries: low 16 bits of the second in which the connection's
 	 * own (post-DNAT) egress entry was last looked up and refreshed. */
 	__u16 egress_refreshed;
+	__u16 pad;
 };
 
 /* Conntrack state of a packet, reported in events and traceflow results. */
@@ -243,7 +250,7 @@ struct pinion_config {
 #define EVENT_TRACE  2
 #define EVENT_POLICY 3
 
-#define EVENT_VERSION 1
+#define EVENT_VERSION 2 /* 2: trace_event.rev_nat_index is 32 bits */
 #define EVENT_CAPTURE_BYTES 128
 
 #define EVENT_F_TRACEFLOW 0x1 /* packet carried the traceflow DSCP tag */
@@ -288,7 +295,8 @@ struct trace_event {
 	__u32 dst_identity;
 	__u32 orig_daddr; /* before DNAT; equals flow.daddr when not load balanced */
 	__u16 orig_dport;
-	__u16 rev_nat_index;
+	__u16 pad;
+	__u32 rev_nat_index;
 	__u32 backend_id;
 	__u32 policy_cookie;
 };

@@ -15,7 +15,7 @@ struct {
 	__type(key, struct ct4_key);
 	__type(value, struct ct_entry);
 	__uint(max_entries, 524288);
-} pinion_ct4 SEC(".maps");
+} pinion_ct4_v2 SEC(".maps");
 
 static __always_inline void ct_key_forward(const struct packet *pkt, __u8 scope, struct ct4_key *key)
 {
@@ -89,7 +89,7 @@ static __always_inline struct ct_entry *ct_find(const struct packet *pkt, __u8 s
 		ct_key_reverse(pkt, scope, &key);
 	else
 		ct_key_forward(pkt, scope, &key);
-	entry = bpf_map_lookup_elem(&pinion_ct4, &key);
+	entry = bpf_map_lookup_elem(&pinion_ct4_v2, &key);
 	return entry && !ct_expired(entry, now) ? entry : 0;
 }
 
@@ -130,7 +130,7 @@ established:
 
 /* Record a new connection; returns 0 or a drop reason. */
 static __always_inline int ct_create(struct __sk_buff *skb, const struct packet *pkt, __u8 scope,
-				     __u16 rev_nat_index, __u32 src_identity, __u32 cookie, __u32 now)
+				     __u32 rev_nat_index, __u32 src_identity, __u32 cookie, __u32 now)
 {
 	struct ct4_key key;
 	struct ct_entry entry = {
@@ -148,7 +148,7 @@ static __always_inline int ct_create(struct __sk_buff *skb, const struct packet 
 		entry.flags |= CT_F_SEEN_NON_SYN;
 	entry.lifetime = now + ct_timeout(pkt, &entry);
 	ct_key_forward(pkt, scope, &key);
-	if (bpf_map_update_elem(&pinion_ct4, &key, &entry, BPF_ANY) < 0)
+	if (bpf_map_update_elem(&pinion_ct4_v2, &key, &entry, BPF_ANY) < 0)
 		return DROP_CT_CREATE_FAILED;
 	return 0;
 }

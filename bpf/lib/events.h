@@ -19,8 +19,8 @@ struct verdict_ctx {
 	__u32 policy_cookie;
 	__u32 backend_id;
 	__u32 orig_daddr;
+	__u32 rev_nat_index;
 	__u16 orig_dport;
-	__u16 rev_nat_index;
 	__u16 endpoint_id;
 	__u8 direction;
 	__u8 ct_state;

@@ -77,7 +77,7 @@ static __always_inline void flow_cache_flush(struct flow_slot *slot)
 
 	if (!slot->packets)
 		return;
-	entry = bpf_map_lookup_elem(&pinion_ct4, &slot->ct);
+	entry = bpf_map_lookup_elem(&pinion_ct4_v2, &slot->ct);
 	if (entry && slot->reply) {
 		__sync_fetch_and_add(&entry->rx_packets, slot->packets);
 		__sync_fetch_and_add(&entry->rx_bytes, slot->bytes);

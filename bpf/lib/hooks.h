@@ -63,7 +63,7 @@ static __always_inline int finish_pass(struct __sk_buff *skb, const struct packe
  * direction (with a verdict event when the pod is isolated), then its
  * conntrack entry. 0 or a drop reason. */
 static __always_inline int admit_new(struct __sk_buff *skb, const struct packet *pkt, struct verdict_ctx *vc,
-				     const struct endpoint_info *ep, __u16 rev_nat_index, __u32 now)
+				     const struct endpoint_info *ep, __u32 rev_nat_index, __u32 now)
 {
 	int egress = vc->direction == DIR_EGRESS;
 	int verdict = policy_verdict(ep, vc->direction, resolve_peer(vc), pkt, &vc->policy_cookie);

@@ -9,10 +9,9 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct lb4_key);
 	__type(value, struct lb4_service);
-	/* Frontends plus one slot per backend; frontends are capped at 65535 by the u16 rev-NAT index. */
-	__uint(max_entries, 262144);
+	__uint(max_entries, 1048576); /* frontends plus one slot per backend */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-} pinion_services SEC(".maps");
+} pinion_services_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -24,17 +23,17 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u16);
+	__type(key, __u32);
 	__type(value, struct lb4_reverse_nat);
-	__uint(max_entries, 65536);
+	__uint(max_entries, REV_NAT_MAX + 1);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-} pinion_revnat SEC(".maps");
+} pinion_revnat_v2 SEC(".maps");
 
 struct lb_result {
 	struct ct4_key affinity_key; /* the pre-DNAT tuple, CT_SERVICE scope */
 	struct ct_entry *affinity;   /* the flow's live CT_SERVICE entry, if it kept its backend */
 	__u32 backend_id;
-	__u16 rev_nat_index;
+	__u32 rev_nat_index;
 	__u8 applied;
 	__u8 pin; /* a backend was picked: record it once the flow is allowed */
 };
@@ -49,12 +48,12 @@ static __always_inline struct lb4_service *lb_frontend(const struct packet *pkt,
 	key->proto = pkt->proto;
 	key->scope = 0;
 	key->pad[0] = key->pad[1] = 0;
-	svc = bpf_map_lookup_elem(&pinion_services, key);
+	svc = bpf_map_lookup_elem(&pinion_services_v2, key);
 	if (svc || pkt->proto != IPPROTO_ICMP)
 		return svc;
 	/* ICMP has no port: the control plane installs a port-0 frontend for it. */
 	key->dport = 0;
-	return bpf_map_lookup_elem(&pinion_services, key);
+	return bpf_map_lookup_elem(&pinion_services_v2, key);
 }
 
 static __always_inline struct lb4_backend *lb_pick(struct lb4_key *key, const struct lb4_service *svc,
@@ -66,7 +65,7 @@ static __always_inline struct lb4_backend *lb_pick(struct lb4_key *key, const st
 	__u16 pick = bpf_get_prandom_u32() % svc->count;
 
 	key->backend_slot = pick + 1;
-	slot = bpf_map_lookup_elem(&pinion_services, key);
+	slot = bpf_map_lookup_elem(&pinion_services_v2, key);
 	if (!slot)
 		return 0;
 	*backend_id = slot->backend_id;
@@ -76,7 +75,7 @@ static __always_inline struct lb4_backend *lb_pick(struct lb4_key *key, const st
 	if (backend && backend->address == saddr && svc->count > 1) {
 		/* Uniform over the other slots. */
 		key->backend_slot = ((pick + 1 + bpf_get_prandom_u32() % (svc->count - 1)) % svc->count) + 1;
-		slot = bpf_map_lookup_elem(&pinion_services, key);
+		slot = bpf_map_lookup_elem(&pinion_services_v2, key);
 		if (!slot)
 			return 0;
 		*backend_id = slot->backend_id;
@@ -106,7 +105,7 @@ static __always_inline int lb_dnat(struct __sk_buff *skb, struct packet *pkt, st
 		return DROP_NO_SERVICE_BACKEND;
 
 	ct_key_forward(pkt, CT_SERVICE, &res->affinity_key);
-	affinity = bpf_map_lookup_elem(&pinion_ct4, &res->affinity_key);
+	affinity = bpf_map_lookup_elem(&pinion_ct4_v2, &res->affinity_key);
 	if (affinity && !ct_expired(affinity, now)) {
 		backend_id = affinity->backend_id;
 		backend = bpf_map_lookup_elem(&pinion_backends, &backend_id);
@@ -162,15 +161,15 @@ static __always_inline int lb_pin(struct __sk_buff *skb, const struct packet *pk
 	if (!res->pin || is_dryrun(skb))
 		return 0;
 	entry.lifetime = now + ct_timeout(pkt, &entry);
-	if (bpf_map_update_elem(&pinion_ct4, &res->affinity_key, &entry, BPF_ANY) < 0)
+	if (bpf_map_update_elem(&pinion_ct4_v2, &res->affinity_key, &entry, BPF_ANY) < 0)
 		return DROP_CT_CREATE_FAILED;
 	return 0;
 }
 
 /* Turn a Service reply's source back into the frontend it was sent to. */
-static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct packet *pkt, __u16 index)
+static __always_inline int lb_rev_nat(struct __sk_buff *skb, struct packet *pkt, __u32 index)
 {
-	struct lb4_reverse_nat *rev = bpf_map_lookup_elem(&pinion_revnat, &index);
+	struct lb4_reverse_nat *rev = bpf_map_lookup_elem(&pinion_revnat_v2, &index);
 
 	if (!rev)
 		return 0;

@@ -1,6 +1,6 @@
 import type {Struct} from './codec.js'
 import * as S from './structs.js'
-import {FLOW_CACHE_SLOTS, METRICS_SLOTS} from './constants.js'
+import {FLOW_CACHE_SLOTS, METRICS_SLOTS, REV_NAT_MAX} from './constants.js'
 
 /** Bump with PINION_ABI_VERSION in bpf/include/pinion_abi.h. */
 export const DATAPATH_ABI_VERSION = 1
@@ -36,10 +36,10 @@ export interface MapSpec {
 
 export const MAPS: readonly MapSpec[] = [
   {name: 'pinion_endpoint', type: 'hash', key: S.endpointKey, value: S.endpointInfo, maxEntries: 65536, description: 'Local pods: IP -> interface, endpoint id, identity, isolation'},
-  {name: 'pinion_services', type: 'hash', key: S.lb4Key, value: S.lb4Service, maxEntries: 262144, description: 'Service frontends (slot 0) and their backend slots'},
+  {name: 'pinion_services_v2', type: 'hash', key: S.lb4Key, value: S.lb4Service, maxEntries: 1048576, description: 'Service frontends (slot 0) and their backend slots'},
   {name: 'pinion_backends', type: 'hash', key: S.backendId, value: S.lb4Backend, maxEntries: 262144, description: 'Backend id -> address, port, protocol, state'},
-  {name: 'pinion_revnat', type: 'hash', key: S.revNatIndex, value: S.lb4ReverseNat, maxEntries: 65536, description: 'Reverse-NAT index -> frontend VIP and port'},
-  {name: 'pinion_ct4', type: 'lru_hash', key: S.ct4Key, value: S.ctEntry, maxEntries: 524288, description: 'Connection tracking (egress, ingress and Service-affinity entries)'},
+  {name: 'pinion_revnat_v2', type: 'hash', key: S.revNatIndex, value: S.lb4ReverseNat, maxEntries: REV_NAT_MAX + 1, description: 'Reverse-NAT index -> frontend VIP and port'},
+  {name: 'pinion_ct4_v2', type: 'lru_hash', key: S.ct4Key, value: S.ctEntry, maxEntries: 524288, description: 'Connection tracking (egress, ingress and Service-affinity entries)'},
   {name: 'pinion_policy', type: 'lpm_trie', key: S.policyKey, value: S.policyEntry, maxEntries: 262144, description: 'NetworkPolicy rules per endpoint and direction'},
   {name: 'pinion_polnames', type: 'hash', key: S.policyId, value: S.policyName, maxEntries: 16384, description: 'Policy id (cookie >> 8) -> namespace/name'},
   {name: 'pinion_ipcache', type: 'lpm_trie', key: S.ipcacheKey, value: S.ipcacheEntry, maxEntries: 512000, description: 'CIDR -> security identity'},

@@ -16,6 +16,9 @@ export function metricsSlotParts(slot: number): {reason: number; direction: numb
 export const FLOW_CACHE_SLOTS = 1024
 export const FLOW_XLATE_NAME: Record<number, string> = {0: 'none', 1: 'dnat', 2: 'reverse-nat'}
 
+/** Highest rev-NAT index, so the most frontends (VIP, port, protocol): REV_NAT_MAX in pinion_abi.h. */
+export const REV_NAT_MAX = 262143
+
 export const DIRECTION_NAME: Record<number, string> = {1: 'egress', 2: 'ingress'}
 
 export const CT_SCOPE = {EGRESS: 1, INGRESS: 2, SERVICE: 3} as const

@@ -62,11 +62,11 @@ export function frontendEntries(spec: FrontendSpec): MapEntry[] {
   const proto = IPPROTO[spec.protocol]
   const key = {address: spec.vip, dport: spec.port, proto}
   const entries: MapEntry[] = [
-    entry('pinion_services', S.lb4Key, {...key, backendSlot: 0}, S.lb4Service, {count: spec.backends.length, revNatIndex: spec.revNatIndex}),
-    entry('pinion_revnat', S.revNatIndex, {index: spec.revNatIndex}, S.lb4ReverseNat, {address: spec.vip, port: spec.port}),
+    entry('pinion_services_v2', S.lb4Key, {...key, backendSlot: 0}, S.lb4Service, {count: spec.backends.length, revNatIndex: spec.revNatIndex}),
+    entry('pinion_revnat_v2', S.revNatIndex, {index: spec.revNatIndex}, S.lb4ReverseNat, {address: spec.vip, port: spec.port}),
   ]
   spec.backends.forEach((backend, slot) => {
-    entries.push(entry('pinion_services', S.lb4Key, {...key, backendSlot: slot + 1}, S.lb4Service, {backendId: backend.id}))
+    entries.push(entry('pinion_services_v2', S.lb4Key, {...key, backendSlot: slot + 1}, S.lb4Service, {backendId: backend.id}))
     entries.push(entry('pinion_backends', S.backendId, {id: backend.id}, S.lb4Backend, {address: backend.ip, port: backend.port, proto}))
   })
   return entries

@@ -27,10 +27,10 @@ export const lb4Key = new Struct('lb4_key', [
 
 export const lb4Service = new Struct('lb4_service', [
   ['backend_id', 'u32'],
+  ['rev_nat_index', 'u32'],
   ['count', 'u16'],
-  ['rev_nat_index', 'u16'],
   ['flags', 'u8'],
-  ['pad', 'pad[3]'],
+  ['pad', 'pad[1]'],
 ])
 
 export const backendId = new Struct('backend_id', [['id', 'u32']])
@@ -42,7 +42,7 @@ export const lb4Backend = new Struct('lb4_backend', [
   ['state', 'u8'],
 ])
 
-export const revNatIndex = new Struct('rev_nat_index', [['index', 'u16']])
+export const revNatIndex = new Struct('rev_nat_index', [['index', 'u32']])
 
 export const lb4ReverseNat = new Struct('lb4_reverse_nat', [
   ['address', 'ipv4'],
@@ -66,14 +66,15 @@ export const ctEntry = new Struct('ct_entry', [
   ['rx_packets', 'u64'],
   ['rx_bytes', 'u64'],
   ['lifetime', 'u32'],
-  ['rev_nat_index', 'u16'],
-  ['flags', 'u16'],
+  ['rev_nat_index', 'u32'],
   ['src_identity', 'u32'],
   ['backend_id', 'u32'],
   ['policy_cookie', 'u32'],
+  ['flags', 'u16'],
   ['tx_tcp_flags', 'u8'],
   ['rx_tcp_flags', 'u8'],
   ['egress_refreshed', 'u16'],
+  ['pad', 'pad[2]'],
 ])
 
 export const policyKey = new Struct('policy_key', [
@@ -192,7 +193,8 @@ export const traceEvent = new Struct('trace_event', [
   ['dst_identity', 'u32'],
   ['orig_daddr', 'ipv4'],
   ['orig_dport', 'be16'],
-  ['rev_nat_index', 'u16'],
+  ['pad', 'pad[2]'],
+  ['rev_nat_index', 'u32'],
   ['backend_id', 'u32'],
   ['policy_cookie', 'u32'],
 ])

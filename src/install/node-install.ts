@@ -5,6 +5,7 @@ import {copyIn} from '../nodes/copy.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
 import {applyEntries, endpointEntries, type MapChanges, type NodeInterface} from '../sync/apply.js'
 import type {NodePlan} from '../sync/plan.js'
+import {migrateRetiredMaps} from './migrate.js'
 import {NODE_STATE_DIR, readNodeRecord, writeNodeRecord} from './node-state.js'
 
 export interface DatapathObject {
@@ -77,6 +78,9 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
   const upgrade = !hadPrograms || previous.objectSha !== object.sha
   const interfaces = await resolveInterfaces(shell)
   const podInterfaces = plan.endpoints.flatMap((endpoint) => interfaces.get(endpoint.ip)?.name ?? [])
+  const bpftool = new BpfTool(shell)
+  const fill = () => applyEntries(bpftool, pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)])
+  let changes: MapChanges
   try {
     if (upgrade) {
       const objectDir = `${NODE_STATE_DIR}/bpf`
@@ -85,6 +89,12 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       await copyIn(shell, objectDir, [{name: objectName, data: object.data}])
       progress('loading programs and maps')
       await loadStaged(shell, pinRoot, `${objectDir}/${objectName}`)
+      // A map with a new layout starts empty: conntrack is carried over and
+      // the rest filled before the new programs see a packet.
+      const carried = await migrateRetiredMaps(shell, bpftool, pinRoot)
+      if (carried > 0) progress(`carried ${carried} conntrack entries into the new layout`)
+      progress('filling maps')
+      changes = await fill()
       progress(`attaching to ${podInterfaces.length} pod interfaces`)
       await attachPrograms(shell, podInterfaces, `${pinRoot}/progs_new`)
       await runChecked(shell, ['sh', '-c', 'rm -rf "$1/progs" && mv "$1/progs_new" "$1/progs"', 'swap', pinRoot])
@@ -92,9 +102,9 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
     } else {
       progress(`attaching to ${podInterfaces.length} pod interfaces`)
       await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`)
+      progress('filling maps')
+      changes = await fill()
     }
-    progress('filling maps')
-    const changes = await applyEntries(new BpfTool(shell), pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)])
     const now = new Date().toISOString()
     await writeNodeRecord(shell, {version: object.version, abi: DATAPATH_ABI_VERSION, objectSha: object.sha, pinRoot, installedAt: upgrade ? now : previous!.installedAt, lastSync: now, interfaces: podInterfaces, endpoints: plan.endpoints.length})
     const action = !hadPrograms ? 'installed' : upgrade ? 'upgraded' : changes.updated + changes.deleted > 0 ? 'synced' : 'unchanged'

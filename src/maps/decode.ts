@@ -52,15 +52,15 @@ export function decodeRow(spec: MapSpec, key: Decoded, value: Decoded | Decoded[
   switch (spec.name) {
     case 'pinion_endpoint':
       return {ip: key.ip4, pod: context.pods.get(key.ip4 as string), endpointId: v.endpointId, identity: v.identity, ifindex: v.ifindex, ingressIsolatedBy: cookieName(context, v.ingressDenyCookie as number), egressIsolatedBy: cookieName(context, v.egressDenyCookie as number), nodeMac: v.nodeMac}
-    case 'pinion_services': {
+    case 'pinion_services_v2': {
       const frontend = `${key.address}:${key.dport}/${protoName(key.proto as number)}`
       return {frontend, service: context.services.get(frontend) ?? context.services.get(key.address as string), slot: key.backendSlot, ...(key.backendSlot === 0 ? {backends: v.count, revNatIndex: v.revNatIndex} : {backendId: v.backendId})}
     }
     case 'pinion_backends':
       return {id: key.id, backend: endpointAt(context, v.address as string, v.port as number), protocol: protoName(v.proto as number), state: BACKEND_STATE_NAME[v.state as number] ?? v.state}
-    case 'pinion_revnat':
+    case 'pinion_revnat_v2':
       return {index: key.index, frontend: `${v.address}:${v.port}`}
-    case 'pinion_ct4': {
+    case 'pinion_ct4_v2': {
       const flags = v.flags as number
       const remaining = (v.lifetime as number) - context.uptimeSeconds
       return {

@@ -13,7 +13,7 @@ import {decodeRow, type DumpContext, parseFilters, type Row} from './decode.js'
 import {pendingConntrackCounts, withPendingCounts} from './flow-cache.js'
 import {bytes, streamEntries} from './stream.js'
 
-const ALIASES: Record<string, string> = {ct: 'pinion_ct4', conntrack: 'pinion_ct4', endpoints: 'pinion_endpoint', policies: 'pinion_policy', policynames: 'pinion_polnames', backend: 'pinion_backends', service: 'pinion_services'}
+const ALIASES: Record<string, string> = {ct: 'pinion_ct4_v2', conntrack: 'pinion_ct4_v2', endpoints: 'pinion_endpoint', policies: 'pinion_policy', policynames: 'pinion_polnames', backend: 'pinion_backends', service: 'pinion_services_v2'}
 
 /** A map by its name, short name or alias; unknown names list the valid ones. */
 export function resolveMap(name: string): MapSpec {
@@ -95,7 +95,7 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
   const rows: Row[] = []
   let truncated = false
   const backends = new Map<number, string>()
-  const joinServices = spec.name === 'pinion_services' && !options.raw
+  const joinServices = spec.name === 'pinion_services_v2' && !options.raw
   if (joinServices) {
     await streamEntries(shell, mapPinPath(options.pinRoot, 'pinion_backends'), (entry) => {
       const backend = S.lb4Backend.decode(bytes(entry.value!))
@@ -106,7 +106,7 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
   }
   const slots = new Map<string, string[]>()
   // Raw rows show the map as it is; decoded conntrack adds what the flow cache holds.
-  const pending = spec.name === 'pinion_ct4' && !options.raw ? await pendingConntrackCounts(shell, options.pinRoot) : undefined
+  const pending = spec.name === 'pinion_ct4_v2' && !options.raw ? await pendingConntrackCounts(shell, options.pinRoot) : undefined
   await streamEntries(shell, path, (entry) => {
     const keyBytes = bytes(entry.key)
     // Per-CPU arrays list every slot; the unused ones are all zero.

@@ -5,7 +5,7 @@ import {nextFlowEpoch, updateConfig} from '../install/runtime-config.js'
 import type {NodePlan} from './plan.js'
 
 /** Maps whose whole content the control plane owns (not conntrack, metrics, events or config). */
-export const MANAGED_MAPS = ['pinion_backends', 'pinion_revnat', 'pinion_services', 'pinion_ipcache', 'pinion_polnames', 'pinion_policy', 'pinion_endpoint'] as const
+export const MANAGED_MAPS = ['pinion_backends', 'pinion_revnat_v2', 'pinion_services_v2', 'pinion_ipcache', 'pinion_polnames', 'pinion_policy', 'pinion_endpoint'] as const
 
 export interface NodeInterface {
   name: string

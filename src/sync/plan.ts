@@ -1,6 +1,6 @@
 import type * as k8s from '@kubernetes/client-node'
 import type {ClusterSnapshot} from '../cluster/snapshot.js'
-import {DIRECTION, IDENTITY, makeCookie} from '../datapath/constants.js'
+import {DIRECTION, IDENTITY, makeCookie, REV_NAT_MAX} from '../datapath/constants.js'
 import {frontendEntries, ipcacheEntry, type MapEntry, policyEntries, policyNameEntry} from '../datapath/entries.js'
 import {type LabelSelector, matchesSelector} from '../lib/selectors.js'
 import {stableIds} from './ids.js'
@@ -229,7 +229,7 @@ export class ClusterPlanner {
       // ICMP echo to the VIP reaches a backend of the first port.
       if (first) frontends.push({vip, port: 0, protocol: 'icmp', backends: first.map((backend) => ({ip: backend.ip, port: 0}))})
     }
-    const revNat = stableIds(frontends.map((frontend) => `${frontend.vip}:${frontend.port}/${frontend.protocol}`), 1, 65534)
+    const revNat = stableIds(frontends.map((frontend) => `${frontend.vip}:${frontend.port}/${frontend.protocol}`), 1, REV_NAT_MAX, 'Service frontends (VIP, port, protocol)')
     const backendIds = stableIds(frontends.flatMap((frontend) => frontend.backends.map((backend) => `${backend.ip}:${backend.port}/${frontend.protocol}`)), 1, 0x7ffffffe)
     for (const frontend of frontends) {
       entries.push(...frontendEntries({

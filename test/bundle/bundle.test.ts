@@ -50,12 +50,12 @@ describe('pinion support-bundle', () => {
     const {root, manifest, files} = unpack(result.file)
     for (const name of ['nodes', 'namespaces', 'pods', 'services', 'endpointslices', 'networkpolicies', 'events']) expect(files).toContain(`cluster/${name}.yaml`)
     for (const node of lab.nodes) {
-      for (const file of ['kernel.txt', 'bpftool-prog.json', 'bpftool-map.json', 'bpftool-net.json', 'tc-filters.txt', 'ip-route.txt', 'iptables.txt', 'nftables.txt', 'sysctl.txt', 'dmesg.txt', 'maps/pinion_services.json', 'maps/pinion_ct4.json', 'maps/pinion_metrics_v2.json', 'events.json']) {
+      for (const file of ['kernel.txt', 'bpftool-prog.json', 'bpftool-map.json', 'bpftool-net.json', 'tc-filters.txt', 'ip-route.txt', 'iptables.txt', 'nftables.txt', 'sysctl.txt', 'dmesg.txt', 'maps/pinion_services_v2.json', 'maps/pinion_ct4_v2.json', 'maps/pinion_metrics_v2.json', 'events.json']) {
         expect(files).toContain(`nodes/${node.name}/${file}`)
       }
       expect(manifest.nodes[node.name].ok).toBe(true)
     }
-    const services = JSON.parse(readFileSync(join(root, `nodes/${lab.nodes[0].name}/maps/pinion_services.json`), 'utf8'))
+    const services = JSON.parse(readFileSync(join(root, `nodes/${lab.nodes[0].name}/maps/pinion_services_v2.json`), 'utf8'))
     expect(services.some((row: {service?: string}) => row.service === 'default/web')).toBe(true)
     expect(manifest.clusterVersion).toMatch(/^v1\./)
     expect(Object.keys(manifest.checksums).sort()).toEqual(files.filter((file) => file !== 'manifest.json'))

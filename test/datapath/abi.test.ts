@@ -1,7 +1,7 @@
 import {execFileSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
-import {FLOW_CACHE_SLOTS, METRICS_SLOTS} from '../../src/datapath/constants.js'
+import {FLOW_CACHE_SLOTS, METRICS_SLOTS, REV_NAT_MAX} from '../../src/datapath/constants.js'
 import {DROP_REASONS} from '../../src/datapath/drop-reasons.js'
 import {DATAPATH_ABI_VERSION} from '../../src/datapath/catalogue.js'
 import {ABI_STRUCTS, skBuff} from '../../src/datapath/structs.js'
@@ -69,10 +69,10 @@ describe('datapath ABI: TypeScript layouts match the BTF of the compiled object'
     expect(DROP_REASONS.map((reason) => ({...reason}))).toEqual(fromC)
   })
 
-  it('array sizes match the C header', () => {
+  it('array sizes and limits match the C header', () => {
     const header = readFileSync(`${REPO_ROOT}bpf/include/pinion_abi.h`, 'utf8')
     const define = (name: string) => Number(new RegExp(`#define ${name}\\s+(\\d+)`).exec(header)?.[1])
-    expect({METRICS_SLOTS: define('METRICS_SLOTS'), FLOW_CACHE_SLOTS: define('FLOW_CACHE_SLOTS')}).toEqual({METRICS_SLOTS, FLOW_CACHE_SLOTS})
+    expect({METRICS_SLOTS: define('METRICS_SLOTS'), FLOW_CACHE_SLOTS: define('FLOW_CACHE_SLOTS'), REV_NAT_MAX: define('REV_NAT_MAX')}).toEqual({METRICS_SLOTS, FLOW_CACHE_SLOTS, REV_NAT_MAX})
   })
 
   it('ABI version matches the C header', () => {

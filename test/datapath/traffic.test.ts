@@ -73,7 +73,7 @@ describe('real traffic through the programs', () => {
     // A connected UDP socket only accepts a reply from VIP:53: reverse NAT at work.
     expect((await probe(podA, 'udp', VIP, 53)).reply).toMatch(/^pinion default\/pod-b udp 5353/)
     expect(await ping(podA, VIP)).toBe(true)
-    const ct = await dp.dump('pinion_ct4')
+    const ct = await dp.dump('pinion_ct4_v2')
     expect(ct.some((row) => row.key.daddr === B && row.key.dport === 8080 && row.value!.revNatIndex === 1)).toBe(true)
   })
 

@@ -99,7 +99,7 @@ export class DatapathFixture {
   /** Conntrack as its readers see it: entries with the flow cache's pending counts added. */
   async conntrack() {
     const pending = await pendingConntrackCounts(this.shell, this.pinRoot)
-    return (await this.dump('pinion_ct4')).map((row) => ({...row, value: withPendingCounts(row.value!, pending.get(ct4Key.encode(row.key).toString('hex')))}))
+    return (await this.dump('pinion_ct4_v2')).map((row) => ({...row, value: withPendingCounts(row.value!, pending.get(ct4Key.encode(row.key).toString('hex')))}))
   }
 
   /** Removes the namespace, the bpffs mount and its directory; safe to call twice. */

@@ -82,7 +82,7 @@ describe('pinion map dump', () => {
     expect(limited[0]).toMatchObject({truncated: true})
     expect(limited[0].rows).toHaveLength(2)
     const raw = await dump('revnat', {nodes: [lab.nodes[0].name], raw: true})
-    expect(raw[0].rows![0].key).toMatch(/^[0-9a-f]{4}$/)
+    expect(raw[0].rows![0].key).toMatch(/^[0-9a-f]{8}$/)
   })
 
   it('the CLI prints stable JSON, and refuses unknown maps with the valid names', () => {

@@ -4,6 +4,7 @@ import type {ClusterSnapshot} from '../../src/cluster/snapshot.js'
 import {DIRECTION, IDENTITY, POLICY_PREFIX, splitCookie} from '../../src/datapath/constants.js'
 import {portRangePrefixes} from '../../src/datapath/entries.js'
 import {lb4Key, lb4Service, policyKey, policyEntry} from '../../src/datapath/structs.js'
+import {stableIds} from '../../src/sync/ids.js'
 import {cidrContains, ClusterPlanner} from '../../src/sync/plan.js'
 
 function pod(namespace: string, name: string, ip: string, labels: Record<string, string>, node = 'n1', ports: k8s.V1ContainerPort[] = []): k8s.V1Pod {
@@ -111,6 +112,12 @@ describe('NetworkPolicy compilation', () => {
 })
 
 describe('Services and identities', () => {
+  it('stable ids refuse more keys than they have room for instead of probing forever', () => {
+    const keys = ['a', 'b', 'c', 'd']
+    expect([...stableIds(keys, 1, 4).values()].sort()).toEqual([1, 2, 3, 4])
+    expect(() => stableIds([...keys, 'e'], 1, 4, 'Service frontends')).toThrow('too many Service frontends: 5, the datapath holds 4')
+  })
+
   it('gives equal labels one identity and maps nodes to host / remote-node', () => {
     const planner = new ClusterPlanner(snapshot([]))
     expect(identityOf(planner, 'app/web')).not.toBe(identityOf(planner, 'ops/web'))
@@ -124,7 +131,7 @@ describe('Services and identities', () => {
       services: [{metadata: {namespace: 'app', name: 'web'}, spec: {clusterIP: '10.96.0.10', ports: [{name: 'http', port: 80, protocol: 'TCP'}]}}],
       slices: [{metadata: {namespace: 'app', name: 'web-x', labels: {'kubernetes.io/service-name': 'web'}}, addressType: 'IPv4', ports: [{name: 'http', port: 8080, protocol: 'TCP'}], endpoints: [{addresses: ['10.244.1.10'], conditions: {ready: true}}, {addresses: ['10.244.2.11'], conditions: {ready: false}}]}],
     }))
-    const services = planner.plan(['n1'])[0].entries.filter((entry) => entry.map === 'pinion_services').map((entry) => ({key: lb4Key.decode(entry.key), value: lb4Service.decode(entry.value)}))
+    const services = planner.plan(['n1'])[0].entries.filter((entry) => entry.map === 'pinion_services_v2').map((entry) => ({key: lb4Key.decode(entry.key), value: lb4Service.decode(entry.value)}))
     const tcp = services.find((service) => service.key.dport === 80 && service.key.backendSlot === 0)!
     expect(tcp.value.count).toBe(1)
     expect(services.some((service) => service.key.proto === 1 && service.key.dport === 0)).toBe(true)
