@@ -12,7 +12,7 @@ export default class MapDump extends BaseCommand {
     '<%= config.bin %> map dump ct --filter protocol=TCP --limit 20',
     '<%= config.bin %> map dump policy --node worker-1 -o json',
   ]
-  static override args = {map: Args.string({description: 'Map name (endpoint, services, backends, revnat, ct4, policy, polnames, ipcache, metrics, config)', required: true})}
+  static override args = {map: Args.string({description: 'Map name (endpoint, services, backends, revnat, ct4, policy, polnames, ipcache, metrics, config, clock, flowcache)', required: true})}
   static override flags = {
     ...nodeFlags,
     ...pinRootFlag,
