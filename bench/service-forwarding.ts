@@ -6,7 +6,7 @@
  *   [client netns] 10.244.1.10 <-veth-> [node netns: rules or Pinion] <-veth-> [server netns] backend addresses
  */
 import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, rmdirSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {attachPrograms, detachPrograms} from '../src/datapath/attach.js'
@@ -86,5 +86,6 @@ try {
   } catch {
     // not mounted
   }
+  rmdirSync(root)
 }
 printTable(`Service forwarding, ${CONNECTIONS} sequential TCP connections to one Service with ${BACKENDS} backends (peak RSS of this process: ${peakRssMb()} MB)`, rows)

@@ -84,7 +84,7 @@ describe('datapath ABI: TypeScript layouts match the BTF of the compiled object'
 describe('every compiled object passes the kernel verifier', () => {
   it('loads each dist/bpf/*.bpf.o into a scratch bpffs', async () => {
     requireSystem(['bpftool'])
-    const {readdirSync, mkdtempSync} = await import('node:fs')
+    const {readdirSync, mkdtempSync, rmdirSync} = await import('node:fs')
     const {tmpdir} = await import('node:os')
     const objects = readdirSync(`${REPO_ROOT}dist/bpf`).filter((name) => name.endsWith('.bpf.o'))
     expect(objects).toEqual(expect.arrayContaining(['pinion.bpf.o', 'bench.bpf.o']))
@@ -98,6 +98,7 @@ describe('every compiled object passes the kernel verifier', () => {
       }
     } finally {
       execFileSync('umount', [root])
+      rmdirSync(root)
     }
   })
 })
