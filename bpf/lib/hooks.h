@@ -186,28 +186,30 @@ static __always_inline int handle_from_pod(struct __sk_buff *skb)
 	if (lb_egress_fresh(skb, &pkt, &lb, now)) {
 		vc.ct_state = CT_STATE_ESTABLISHED;
 		vc.policy_cookie = lb.affinity->policy_cookie;
-		remember_flow(skb, &pkt, &flow, CT_SERVICE, 0, FLOW_XLATE_DST);
-		return finish_pass(skb, &pkt, &vc, TRACE_FROM_POD);
-	}
-	/* Most packets leaving a pod belong to connections it opened. */
-	vc.ct_state = ct_lookup(skb, &pkt, CT_EGRESS, 0, &entry, now);
-	if (vc.ct_state == CT_STATE_NEW) {
-		ret = admit_new(skb, &pkt, &vc, ep, lb.rev_nat_index, now);
+	} else {
+		/* Most packets leaving a pod belong to connections it opened. */
+		vc.ct_state = ct_lookup(skb, &pkt, CT_EGRESS, 0, &entry, now);
+		if (vc.ct_state == CT_STATE_NEW) {
+			ret = admit_new(skb, &pkt, &vc, ep, lb.rev_nat_index, now);
+			if (ret)
+				return finish_drop(skb, &pkt, &vc, ret);
+		} else if (entry) {
+			vc.policy_cookie = entry->policy_cookie;
+		}
+		lb_egress_refreshed(skb, &lb, vc.policy_cookie, now);
+		ret = lb_pin(skb, &pkt, &lb, vc.policy_cookie, now);
 		if (ret)
 			return finish_drop(skb, &pkt, &vc, ret);
-	} else if (entry) {
-		vc.policy_cookie = entry->policy_cookie;
 	}
-	lb_egress_refreshed(skb, &lb, vc.policy_cookie, now);
-	ret = lb_pin(skb, &pkt, &lb, vc.policy_cookie, now);
-	if (ret)
-		return finish_drop(skb, &pkt, &vc, ret);
-	/* A Service flow is counted on its CT_SERVICE entry, which holds its backend. */
-	if (lb.affinity)
-		remember_flow(skb, &pkt, &flow, CT_SERVICE, 0, FLOW_XLATE_DST);
-	else if (!lb.applied && vc.ct_state != CT_STATE_NEW)
-		remember_flow(skb, &pkt, &flow, vc.ct_state == CT_STATE_REPLY ? CT_INGRESS : CT_EGRESS,
-			      vc.ct_state == CT_STATE_REPLY, FLOW_XLATE_NONE);
+	/* Established flows only (new ones and new backend picks from their next
+	 * packet on); a Service flow counts on its CT_SERVICE entry, which holds
+	 * its backend. One call site: each inlined copy costs verification time. */
+	if (lb.affinity || (!lb.applied && vc.ct_state != CT_STATE_NEW)) {
+		int reply = !lb.affinity && vc.ct_state == CT_STATE_REPLY;
+
+		remember_flow(skb, &pkt, &flow, lb.affinity ? CT_SERVICE : reply ? CT_INGRESS : CT_EGRESS, reply,
+			      lb.affinity ? FLOW_XLATE_DST : FLOW_XLATE_NONE);
+	}
 	return finish_pass(skb, &pkt, &vc, TRACE_FROM_POD);
 }
 
@@ -244,14 +246,18 @@ static __always_inline int handle_to_pod(struct __sk_buff *skb)
 			if (ret)
 				return finish_drop(skb, &pkt, &vc, ret);
 		}
-		remember_flow(skb, &pkt, &flow, CT_EGRESS, 1, entry->rev_nat_index ? FLOW_XLATE_SRC : FLOW_XLATE_NONE);
 	} else if (vc.ct_state == CT_STATE_NEW) {
 		ret = admit_new(skb, &pkt, &vc, ep, 0, now);
 		if (ret)
 			return finish_drop(skb, &pkt, &vc, ret);
 	} else if (entry) {
 		vc.policy_cookie = entry->policy_cookie;
-		remember_flow(skb, &pkt, &flow, CT_INGRESS, 0, FLOW_XLATE_NONE);
+	}
+	if (vc.ct_state != CT_STATE_NEW && entry) {
+		int reply = vc.ct_state == CT_STATE_REPLY;
+
+		remember_flow(skb, &pkt, &flow, reply ? CT_EGRESS : CT_INGRESS, reply,
+			      reply && entry->rev_nat_index ? FLOW_XLATE_SRC : FLOW_XLATE_NONE);
 	}
 	return finish_pass(skb, &pkt, &vc, TRACE_TO_POD);
 }

@@ -2,7 +2,6 @@ import type {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {Struct} from '../datapath/codec.js'
 import {ctEntry} from '../datapath/structs.js'
-import type {NodeShell} from '../nodes/shell.js'
 
 /** The first release's ct_entry (pinion_ct4): a u16 rev-NAT index. */
 export const ctEntryV1 = new Struct('ct_entry', [
@@ -28,13 +27,14 @@ const MIGRATIONS = [{from: 'pinion_ct4', fromValue: ctEntryV1, to: 'pinion_ct4_v
  * Copy state the control plane cannot rebuild (conntrack: established
  * connections and their backends) from a retired map into its successor,
  * before the new programs are attached. Maps the plan fills need nothing.
+ * `pinned`: the map names pinned before the new object was loaded.
  * Returns how many entries were carried over.
  */
-export async function migrateRetiredMaps(shell: NodeShell, bpftool: BpfTool, pinRoot: string): Promise<number> {
+export async function migrateRetiredMaps(bpftool: BpfTool, pinRoot: string, pinned: ReadonlySet<string>): Promise<number> {
   let copied = 0
   for (const {from, fromValue, to, toValue} of MIGRATIONS) {
+    if (!pinned.has(from)) continue
     const source = mapPinPath(pinRoot, from)
-    if ((await shell.run(['test', '-e', source])).exitCode !== 0) continue
     const rows = await bpftool.dumpMap(source)
     const entries = rows.filter((row) => row.value).map((row) => ({key: row.key, value: toValue.encode(fromValue.decode(row.value!))}))
     await bpftool.batch(mapPinPath(pinRoot, to), entries)

@@ -44,7 +44,7 @@ async function pinnedPrograms(shell: NodeShell, pinRoot: string): Promise<boolea
  * that already exist reused (conntrack survives), new maps pinned. Nothing
  * running changes until the programs are attached. bpffs names cannot hold dots.
  */
-async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string): Promise<void> {
+async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string): Promise<Set<string>> {
   await runChecked(shell, ['sh', '-c', 'mkdir -p "$1/maps" && rm -rf "$1/progs_new" "$1/maps_new"', 'stage', pinRoot])
   const existing = new Set((await runChecked(shell, ['ls', `${pinRoot}/maps`])).stdout.toString('utf8').split('\n').filter(Boolean))
   const reuse: Record<string, string> = {}
@@ -58,6 +58,7 @@ async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string)
   await new BpfTool(shell).loadAll(objectPath, `${pinRoot}/progs_new`, `${pinRoot}/maps_new`, reuse)
   // New maps move into place; pins of reused maps in maps_new are duplicates and go.
   await runChecked(shell, ['sh', '-c', 'cd "$1/maps_new" && for m in *; do [ -e "$1/maps/$m" ] || mv "$m" "$1/maps/$m"; done; rm -rf "$1/maps_new"', 'promote', pinRoot])
+  return existing
 }
 
 /** After an upgrade: maps the new object no longer has (replaced by a _v2 layout) are unpinned. */
@@ -79,7 +80,7 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
   const interfaces = await resolveInterfaces(shell)
   const podInterfaces = plan.endpoints.flatMap((endpoint) => interfaces.get(endpoint.ip)?.name ?? [])
   const bpftool = new BpfTool(shell)
-  const fill = () => applyEntries(bpftool, pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)])
+  const fill = () => applyEntries(bpftool, pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)], {programsRunning: hadPrograms})
   let changes: MapChanges
   try {
     if (upgrade) {
@@ -88,10 +89,10 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       progress('copying the datapath object')
       await copyIn(shell, objectDir, [{name: objectName, data: object.data}])
       progress('loading programs and maps')
-      await loadStaged(shell, pinRoot, `${objectDir}/${objectName}`)
+      const pinnedBefore = await loadStaged(shell, pinRoot, `${objectDir}/${objectName}`)
       // A map with a new layout starts empty: conntrack is carried over and
       // the rest filled before the new programs see a packet.
-      const carried = await migrateRetiredMaps(shell, bpftool, pinRoot)
+      const carried = await migrateRetiredMaps(bpftool, pinRoot, pinnedBefore)
       if (carried > 0) progress(`carried ${carried} conntrack entries into the new layout`)
       progress('filling maps')
       changes = await fill()

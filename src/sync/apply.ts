@@ -32,9 +32,10 @@ export interface MapChanges {
  * Make the managed maps hold exactly `entries`: read each map, write only
  * what differs (one bpftool batch per map), delete what is no longer wanted.
  * Rules and backends are written before the entries that point at them.
- * Any change makes the datapath's flow cache stale (flow epoch).
+ * Any change makes the datapath's flow cache stale (flow epoch), unless no
+ * programs run yet (programsRunning false: a fresh install).
  */
-export async function applyEntries(bpftool: BpfTool, pinRoot: string, entries: readonly MapEntry[], options: {dryRun?: boolean} = {}): Promise<MapChanges> {
+export async function applyEntries(bpftool: BpfTool, pinRoot: string, entries: readonly MapEntry[], options: {dryRun?: boolean; programsRunning?: boolean} = {}): Promise<MapChanges> {
   const changes: MapChanges = {updated: 0, deleted: 0, byMap: {}}
   const deletions: {map: string; keys: Buffer[]}[] = []
   for (const map of MANAGED_MAPS) {
@@ -51,7 +52,7 @@ export async function applyEntries(bpftool: BpfTool, pinRoot: string, entries: r
   }
   if (!options.dryRun) {
     for (const {map, keys} of deletions.reverse()) await bpftool.batch(mapPinPath(pinRoot, map), [], keys)
-    if (changes.updated + changes.deleted > 0) await updateConfig(bpftool, pinRoot, nextFlowEpoch)
+    if (changes.updated + changes.deleted > 0 && options.programsRunning !== false) await updateConfig(bpftool, pinRoot, nextFlowEpoch)
   }
   return changes
 }

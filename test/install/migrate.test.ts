@@ -23,7 +23,7 @@ afterAll(async () => {
 
 describe('map migration on upgrade', () => {
   it('does nothing when no retired map is pinned', async () => {
-    expect(await migrateRetiredMaps(dp.shell, dp.bpftool, dp.pinRoot)).toBe(0)
+    expect(await migrateRetiredMaps(dp.bpftool, dp.pinRoot, new Set(['pinion_ct4_v2', 'pinion_config']))).toBe(0)
   })
 
   it('copies every conntrack entry into the new layout, field by field', async () => {
@@ -34,7 +34,7 @@ describe('map migration on upgrade', () => {
       value: {txPackets: 7 + i, txBytes: 700, rxPackets: 5, rxBytes: 500, lifetime: 12345, revNatIndex: 65535 - i, flags: 1, srcIdentity: 1001, backendId: 11, policyCookie: 0x701, txTcpFlags: 0x18, rxTcpFlags: 0x12, egressRefreshed: 3},
     }))
     await dp.bpftool.batch(old, flows.map((flow) => ({key: ct4Key.encode(flow.key), value: ctEntryV1.encode(flow.value)})))
-    expect(await migrateRetiredMaps(dp.shell, dp.bpftool, dp.pinRoot)).toBe(2)
+    expect(await migrateRetiredMaps(dp.bpftool, dp.pinRoot, new Set(['pinion_ct4', 'pinion_config']))).toBe(2)
     const rows = await dp.dump('pinion_ct4_v2')
     for (const flow of flows) {
       const row = rows.find((candidate) => candidate.key.sport === flow.key.sport)
