@@ -4,7 +4,8 @@
  * the naive way (buffer bpftool's whole JSON, parse it at once).
  * Run by bench/run.sh inside a private mount namespace with its own bpffs.
  */
-import {mkdtempSync} from 'node:fs'
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, rmdirSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {BpfTool} from '../src/datapath/bpftool.js'
@@ -41,6 +42,15 @@ if (process.argv[3] === '--fill') {
 
 const root = mkdtempSync(join(tmpdir(), 'pinion-bench-'))
 await runChecked(shell, ['mount', '-t', 'bpf', 'bpf', root])
+// Also when decoding throws: the mount and its directory go with the process.
+process.on('exit', () => {
+  spawnSync('umount', [root])
+  try {
+    rmdirSync(root)
+  } catch {
+    // still mounted: leave it rather than delete what is in it
+  }
+})
 // The datapath's conntrack holds 524,288 entries; the benchmark decodes a larger
 // map with the same key/value layout (a plain hash, so nothing is evicted).
 const path = `${root}/ct_bench`
@@ -85,7 +95,6 @@ try {
 const naiveMs = Date.now() - naiveStart
 const rssNaive = peakRssMb()
 
-await runChecked(shell, ['umount', root])
 const table = [
   ['measure', 'value'],
   ['entries in pinion_ct4_v2', String(streamed)],
