@@ -81,16 +81,14 @@ static __always_inline int admit_new(struct __sk_buff *skb, const struct packet 
 /* What a hook knows about its packet's flow cache slot. */
 struct flow_lookup {
 	struct flow_key key;
-	struct flow_slot *slot; /* the flow's slot (may hold another flow) */
-	struct flow_slot *hit;  /* the slot, when it answers for this packet */
 	__u32 epoch;
 };
 
 /* A cache hit: forward without the pipeline (a failed rewrite is dropped). */
 static __always_inline int forward_cached(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
-					  struct flow_lookup *flow)
+					  struct flow_slot *slot)
 {
-	int ret = flow_cache_forward(skb, pkt, flow->hit);
+	int ret = flow_cache_forward(skb, pkt, slot);
 
 	if (ret)
 		return finish_drop(skb, pkt, vc, ret);
@@ -123,12 +121,12 @@ static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, stru
 	vc->orig_dport = pkt->dport;
 	ct_key_forward(pkt, scope, &flow->key.tuple);
 	flow->epoch = cfg ? cfg->flow_epoch : 0;
-	flow->slot = flow_slot_of(&flow->key);
-	flow->hit = 0;
-	if (flow_cacheable(skb, pkt, vc, cfg ? cfg->trace_level : 0))
-		flow->hit = flow_cache_hit(skb, flow->slot, &flow->key, flow->epoch);
-	if (flow->hit)
-		return forward_cached(skb, pkt, vc, flow);
+	if (flow_cacheable(skb, pkt, vc, cfg ? cfg->trace_level : 0)) {
+		struct flow_slot *hit = flow_cache_hit(skb, flow_slot_of(&flow->key), &flow->key, flow->epoch);
+
+		if (hit)
+			return forward_cached(skb, pkt, vc, hit);
+	}
 	return RUN_PIPELINE;
 }
 
@@ -146,7 +144,9 @@ static __always_inline void remember_flow(struct __sk_buff *skb, const struct pa
 		ct.sport = flow->key.tuple.dport;
 		ct.dport = flow->key.tuple.sport;
 	}
-	flow_cache_store(skb, pkt, flow->slot, &flow->key, &ct, reply, xlate, flow->epoch);
+	/* Looked up again rather than kept from begin(): a pointer kept on the
+	 * stack through the whole pipeline makes the verifier's work grow. */
+	flow_cache_store(skb, pkt, flow_slot_of(&flow->key), &flow->key, &ct, reply, xlate, flow->epoch);
 }
 
 static __always_inline int handle_from_pod(struct __sk_buff *skb)
