@@ -55,21 +55,29 @@ static __always_inline int ct_expired(const struct ct_entry *entry, __u32 now)
 	return entry->lifetime < now;
 }
 
+/* Add packets, bytes and TCP flags to one side of an entry (entries are
+ * shared between CPUs: atomic adds). */
+static __always_inline void ct_account(struct ct_entry *entry, int reply, __u64 packets, __u64 bytes,
+				       __u8 tcp_flags)
+{
+	if (reply) {
+		__sync_fetch_and_add(&entry->rx_packets, packets);
+		__sync_fetch_and_add(&entry->rx_bytes, bytes);
+		entry->rx_tcp_flags |= tcp_flags;
+	} else {
+		__sync_fetch_and_add(&entry->tx_packets, packets);
+		__sync_fetch_and_add(&entry->tx_bytes, bytes);
+		entry->tx_tcp_flags |= tcp_flags;
+	}
+}
+
 /* Account one packet on an entry and refresh its lifetime from the TCP flags. */
 static __always_inline void ct_update(struct __sk_buff *skb, const struct packet *pkt,
 				      struct ct_entry *entry, int reply, __u32 now)
 {
 	if (is_dryrun(skb))
 		return;
-	if (reply) {
-		__sync_fetch_and_add(&entry->rx_packets, 1);
-		__sync_fetch_and_add(&entry->rx_bytes, skb->len);
-		entry->rx_tcp_flags |= pkt->tcp_flags;
-	} else {
-		__sync_fetch_and_add(&entry->tx_packets, 1);
-		__sync_fetch_and_add(&entry->tx_bytes, skb->len);
-		entry->tx_tcp_flags |= pkt->tcp_flags;
-	}
+	ct_account(entry, reply, 1, skb->len, pkt->tcp_flags);
 	if (pkt->proto == IPPROTO_TCP) {
 		if (!(pkt->tcp_flags & TCP_FLAG_SYN) || (pkt->tcp_flags & TCP_FLAG_ACK))
 			entry->flags |= CT_F_SEEN_NON_SYN;

@@ -78,15 +78,8 @@ static __always_inline void flow_cache_flush(struct flow_slot *slot)
 	if (!slot->packets)
 		return;
 	entry = bpf_map_lookup_elem(&pinion_ct4_v2, &slot->ct);
-	if (entry && slot->reply) {
-		__sync_fetch_and_add(&entry->rx_packets, slot->packets);
-		__sync_fetch_and_add(&entry->rx_bytes, slot->bytes);
-		entry->rx_tcp_flags |= slot->tcp_flags;
-	} else if (entry) {
-		__sync_fetch_and_add(&entry->tx_packets, slot->packets);
-		__sync_fetch_and_add(&entry->tx_bytes, slot->bytes);
-		entry->tx_tcp_flags |= slot->tcp_flags;
-	}
+	if (entry)
+		ct_account(entry, slot->reply, slot->packets, slot->bytes, slot->tcp_flags);
 	slot->packets = 0;
 	slot->bytes = 0;
 	slot->tcp_flags = 0;

@@ -78,7 +78,8 @@ static __always_inline int admit_new(struct __sk_buff *skb, const struct packet 
 			 vc->policy_cookie, now);
 }
 
-/* What a hook knows about its packet's flow cache slot. */
+/* The packet's flow as the cache knows it: the tuple the hook saw and the
+ * configuration's flow epoch. */
 struct flow_lookup {
 	struct flow_key key;
 	__u32 epoch;
@@ -102,7 +103,7 @@ static __always_inline int forward_cached(struct __sk_buff *skb, struct packet *
 /* Shared start of both hooks: parse, then the verdicts that need no pipeline —
  * traffic not ours to judge (ARP, IPv6: passed untouched, counted), headers
  * that do not parse (dropped), flows the cache answers — else RUN_PIPELINE
- * with the flow's cache slot found (scope: the hook's conntrack scope). */
+ * with `flow` filled in (scope: the hook's conntrack scope). */
 static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
 				 struct flow_lookup *flow, __u8 scope)
 {
