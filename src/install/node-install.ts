@@ -61,10 +61,13 @@ async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string)
   return existing
 }
 
-/** After an upgrade: maps the new object no longer has (replaced by a _v2 layout) are unpinned. */
-async function unpinRetiredMaps(shell: NodeShell, pinRoot: string): Promise<void> {
-  const pinned = (await runChecked(shell, ['ls', `${pinRoot}/maps`])).stdout.toString('utf8').split('\n').filter(Boolean)
-  const retired = pinned.filter((name) => !MAPS.some((spec) => spec.name === name))
+/**
+ * After an upgrade: maps the new object no longer has (replaced by a _v2
+ * layout) are unpinned. `pinnedBefore`: what loadStaged found; the maps it
+ * added are all the new object's own.
+ */
+async function unpinRetiredMaps(shell: NodeShell, pinRoot: string, pinnedBefore: ReadonlySet<string>): Promise<void> {
+  const retired = [...pinnedBefore].filter((name) => !MAPS.some((spec) => spec.name === name))
   if (retired.length > 0) await runChecked(shell, ['rm', '-f', ...retired.map((name) => mapPinPath(pinRoot, name))])
 }
 
@@ -99,7 +102,7 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       progress(`attaching to ${podInterfaces.length} pod interfaces`)
       await attachPrograms(shell, podInterfaces, `${pinRoot}/progs_new`)
       await runChecked(shell, ['sh', '-c', 'rm -rf "$1/progs" && mv "$1/progs_new" "$1/progs"', 'swap', pinRoot])
-      await unpinRetiredMaps(shell, pinRoot)
+      await unpinRetiredMaps(shell, pinRoot, pinnedBefore)
     } else {
       progress(`attaching to ${podInterfaces.length} pod interfaces`)
       await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`)

@@ -10,6 +10,7 @@ import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {DEFAULT_PIN_ROOT} from '../../src/datapath/catalogue.js'
 import {readSnapshot} from '../../src/cluster/snapshot.js'
 import {type ClusterOptions, install, sync, uninstall} from '../../src/install/install.js'
+import {ctEntryV1} from '../../src/install/migrate.js'
 import {installNode, uninstallNode} from '../../src/install/node-install.js'
 import {dumpMap} from '../../src/maps/dump.js'
 import {withNodeAccess} from '../../src/nodes/node-access.js'
@@ -100,8 +101,14 @@ describe('pinion install', () => {
     await waitFor('the first echo', () => echoed.includes('before'))
     // Pretend an older datapath is installed, so install takes the upgrade path.
     await runOnNodes(api, access, [], ['sed', '-i', 's/"objectSha": "[0-9a-f]*"/"objectSha": "older"/', NODE_STATE_FILE], 10_000)
+    // ... whose conntrack had the first release's layout (pinion_ct4).
+    const retired = `${DEFAULT_PIN_ROOT}/maps/pinion_ct4`
+    const created = await runOnNodes(api, access, [], ['bpftool', 'map', 'create', retired, 'type', 'lru_hash', 'key', '16', 'value', String(ctEntryV1.size), 'entries', '64', 'name', 'pinion_ct4'], 10_000)
+    expect(created.map((result) => result.exitCode)).toEqual([0, 0])
     const upgraded = await install(api, {...options, dryRun: false})
     expect(upgraded.map((outcome) => outcome.action)).toEqual(['upgraded', 'upgraded'])
+    const left = await runOnNodes(api, access, [], ['test', '-e', retired], 10_000)
+    expect(left.map((result) => result.exitCode)).toEqual([1, 1]) // retired maps are unpinned
     stdin.write('after\n')
     await waitFor('the echo after the upgrade', () => echoed.includes('after'))
     stdin.end()
