@@ -9,6 +9,7 @@ import {NodeProgress} from '../lib/progress.js'
 import {PINION_VERSION} from '../lib/version-info.js'
 import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
+import {checkCapacity} from '../sync/capacity.js'
 import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
 import {readLoggingConfig} from '../monitor/policy-logging.js'
@@ -57,12 +58,13 @@ async function onNodes(api: Clients, options: ClusterOptions, label: string, ste
 async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOptions, label: string, step: NodeStep): Promise<NodeOutcome[]> {
   const planner = new ClusterPlanner(await readSnapshot(api))
   const nodes = await access.nodes(options.nodes)
-  const plans = new Map(planner.plan(nodes).map((plan) => [plan.node, plan]))
+  // Every node's plan must fit before any node is touched; plans are made one node at a time.
+  for (const node of nodes) checkCapacity(planner.planNode(node))
   const progress = options.progress ? new NodeProgress(nodes, label) : undefined
   const settled = await access.forEach(nodes, async (shell, node) => {
     progress?.update(node, 'starting')
     try {
-      const outcome = await step(shell, plans.get(node)!, (text) => progress?.update(node, text))
+      const outcome = await step(shell, planner.planNode(node), (text) => progress?.update(node, text))
       progress?.done(node)
       return outcome
     } catch (error) {
