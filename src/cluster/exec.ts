@@ -61,7 +61,9 @@ export async function execInPod(config: k8s.KubeConfig, namespace: string, pod: 
 
   let timer: NodeJS.Timeout | undefined
   const stop = () => socket.close()
-  options.signal?.addEventListener('abort', stop, {once: true})
+  // A signal that fired while the socket was opening fires no event any more.
+  if (options.signal?.aborted) stop()
+  else options.signal?.addEventListener('abort', stop, {once: true})
   const deadline = new Promise<never>((_, reject) => {
     if (options.timeoutMs) {
       timer = setTimeout(() => {

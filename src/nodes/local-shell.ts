@@ -27,7 +27,8 @@ export class LocalShell implements NodeShell {
         }, options.timeoutMs)
       }
       const stop = () => child.kill('SIGTERM')
-      options.signal?.addEventListener('abort', stop, {once: true})
+      if (options.signal?.aborted) stop()
+      else options.signal?.addEventListener('abort', stop, {once: true})
       if (options.stdout) child.stdout.pipe(options.stdout, {end: false})
       else child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk))
       child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))

@@ -86,7 +86,8 @@ export class SshShell implements NodeShell {
           }, options.timeoutMs)
         }
         const stop = () => channel.close()
-        options.signal?.addEventListener('abort', stop, {once: true})
+        if (options.signal?.aborted) stop()
+        else options.signal?.addEventListener('abort', stop, {once: true})
         if (options.stdout) channel.pipe(options.stdout, {end: false})
         else channel.on('data', (chunk: Buffer) => stdout.push(chunk))
         channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
