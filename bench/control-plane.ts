@@ -48,7 +48,7 @@ const lab = await timed(() => labUp({name: 'bench', nodes: LAB_NODES, podsPerNod
 try {
   const access = {transport: 'pod' as const, image: DEFAULT_IMAGE, concurrency: 8, podStartTimeoutMs: 60_000, ssh: defaultSshOptions(), sshHosts: {}}
   const installed = await timed(() => install(clients({kubeconfig: lab.value.kubeconfig}), {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false}))
-  const failed = installed.value.filter((outcome) => !outcome.ok)
+  const failed = installed.value.nodes.filter((outcome) => !outcome.ok)
   if (failed.length) throw new Error(`install failed on ${failed.map((outcome) => outcome.node).join(', ')}`)
   rows.push([`lab up, ${LAB_NODES} nodes x 2 pods (for reference)`, (lab.ms / 1000).toFixed(2), '-', '-'])
   rows.push([`pinion install on the ${LAB_NODES}-node lab`, (installed.ms / 1000).toFixed(2), '-', `${peakRssMb()} MB`])

@@ -68,3 +68,15 @@ export function apiErrorMessage(error: unknown): string {
   if (/ECONNREFUSED/.test(message)) return `cannot reach the API server (connection refused)`
   return message.split('\n')[0]
 }
+
+/**
+ * The agent's API access: --kubeconfig or $KUBECONFIG when given, else the
+ * pod's service account (in-cluster), as client-go's agents do.
+ */
+export function agentKubeConfig(target: ClusterTarget = {}): k8s.KubeConfig {
+  if (target.kubeconfig || process.env.KUBECONFIG) return loadKubeConfig(target)
+  if (!process.env.KUBERNETES_SERVICE_HOST) throw new UserError('no API server to watch: not in a pod (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig or KUBECONFIG')
+  const config = new k8s.KubeConfig()
+  config.loadFromCluster()
+  return config
+}

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
+import {AGENT_NAME, AGENT_NAMESPACE, DEFAULT_AGENT_IMAGE} from '../install/agent.js'
 import {install} from '../install/install.js'
 import {BaseCommand} from '../lib/base-command.js'
 import {pinRootFlag} from '../lib/datapath-flags.js'
@@ -13,12 +14,16 @@ export default class Install extends BaseCommand {
     ...nodeFlags,
     ...pinRootFlag,
     'dry-run': Flags.boolean({description: 'Run the preflight and print the plan; change nothing on nodes', default: false}),
+    'no-agent': Flags.boolean({description: 'Do not run the node agent: the datapath then changes only when you run `pinion sync`', default: false}),
+    'agent-image': Flags.string({description: 'Image of the node agent (see images/agent)', default: DEFAULT_AGENT_IMAGE}),
   }
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Install)
-    const outcomes = await install(clients(this.globals), {nodes: flags.node, access: nodeAccessOptions(flags), pinRoot: flags['pin-root'], dryRun: flags['dry-run'], progress: true})
-    this.render({data: outcomes, rows: outcomes, columns: outcomeColumns})
-    reportFailures(this, outcomes)
+    const result = await install(clients(this.globals), {nodes: flags.node, access: nodeAccessOptions(flags), pinRoot: flags['pin-root'], dryRun: flags['dry-run'], progress: true, agent: flags['no-agent'] ? undefined : {image: flags['agent-image'], timeoutMs: this.globals.timeoutMs}})
+    this.render({data: result, rows: result.nodes, columns: outcomeColumns})
+    if (result.agent) this.note(`agent: ready on ${result.agent.ready} of ${result.agent.desired} nodes (DaemonSet ${AGENT_NAMESPACE}/${AGENT_NAME})`)
+    if (result.agentSkipped) this.note(`warning: ${result.agentSkipped}`)
+    reportFailures(this, result.nodes)
   }
 }

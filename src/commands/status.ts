@@ -1,11 +1,12 @@
 import {clients} from '../cluster/kubeconfig.js'
 import {clusterStatus} from '../install/status.js'
 import {BaseCommand} from '../lib/base-command.js'
+import {formatDuration} from '../lib/duration.js'
 import {pinRootFlag} from '../lib/datapath-flags.js'
 import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
 
 export default class Status extends BaseCommand {
-  static override description = 'Per node: version, programs and attach points, map fill levels, endpoints, last sync, health'
+  static override description = 'Per node: health, the agent (ready, resourceVersion applied, lag), pods not enforced, programs and attach points, map fill, last sync; exits 1 when any node is not healthy'
   static override flags = {...nodeFlags, ...pinRootFlag}
 
   async run(): Promise<void> {
@@ -21,6 +22,10 @@ export default class Status extends BaseCommand {
       columns: [
         {header: 'NODE', get: (row) => row.node},
         {header: 'HEALTH', get: (row) => row.health},
+        {header: 'AGENT', get: (row) => (row.agent ? `${row.agent.ready ? 'ready' : 'NOT READY'}${row.agent.restarts ? ` (${row.agent.restarts} restarts)` : ''}` : 'none')},
+        {header: 'APPLIED RV', get: (row) => row.agent?.appliedResourceVersion, wide: true},
+        {header: 'LAG', get: (row) => (row.agent?.lagMs !== undefined ? formatDuration(row.agent.lagMs) : undefined)},
+        {header: 'UNENFORCED', get: (row) => row.unenforced.length ? row.unenforced : '0'},
         {header: 'VERSION', get: (row) => row.version},
         {header: 'PROGRAMS', get: (row) => row.programs},
         {header: 'ATTACHED', get: (row) => row.attachedInterfaces},

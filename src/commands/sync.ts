@@ -1,6 +1,8 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
+import {agentInstalled} from '../install/agent.js'
 import {sync, syncWith} from '../install/install.js'
+import {UsageError} from '../lib/errors.js'
 import {BaseCommand} from '../lib/base-command.js'
 import {pinRootFlag} from '../lib/datapath-flags.js'
 import {parseDuration} from '../lib/duration.js'
@@ -30,6 +32,7 @@ export default class Sync extends BaseCommand {
       reportFailures(this, outcomes)
       return
     }
+    if (await agentInstalled(api)) throw new UsageError('the Pinion agent keeps every node current: run `pinion sync` (without --watch) to have the agents reconcile now')
     const stop = stopSignal()
     await withNodeAccess(api, options.access, (access) => watchAndSync(api, {debounceMs: 300, resyncMs: parseDuration(flags['resync-interval']), watchTimeoutSeconds: 300, signal: stop, onError: (message) => this.note(`warning: ${message}`)}, async (reason) => {
       const outcomes = await syncWith(api, access, options)

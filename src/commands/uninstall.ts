@@ -23,12 +23,12 @@ export function reportFailures(command: BaseCommand, outcomes: readonly NodeOutc
 }
 
 export default class Uninstall extends BaseCommand {
-  static override description = 'Detach and unpin everything Pinion made on every node (idempotent)'
+  static override description = 'Remove the node agent, then detach and unpin everything Pinion made on every node (idempotent)'
   static override flags = {...nodeFlags, ...pinRootFlag}
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Uninstall)
-    const outcomes = await uninstall(clients(this.globals), {nodes: flags.node, access: nodeAccessOptions(flags), pinRoot: flags['pin-root'], progress: true})
+    const outcomes = await uninstall(clients(this.globals), {nodes: flags.node, access: nodeAccessOptions(flags), pinRoot: flags['pin-root'], progress: true, timeoutMs: this.globals.timeoutMs})
     this.render({data: outcomes, rows: outcomes, columns: outcomeColumns.filter((column) => ['NODE', 'RESULT', 'TIME', 'ERROR'].includes(column.header))})
     reportFailures(this, outcomes)
   }

@@ -4,16 +4,18 @@ import {fileURLToPath} from 'node:url'
 import type {Clients} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
 import {BPF_OBJECT} from '../datapath/catalogue.js'
-import {UserError} from '../lib/errors.js'
+import {execInPod} from '../cluster/exec.js'
+import {errorMessage, UserError} from '../lib/errors.js'
 import {NodeProgress} from '../lib/progress.js'
 import {PINION_VERSION} from '../lib/version-info.js'
 import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
 import {checkCapacity} from '../sync/capacity.js'
+import {AGENT_NAMESPACE, agentInstalled, agentPods, type AgentRollout, applyAgent, removeAgent} from './agent.js'
 import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
 import {readLoggingConfig} from '../monitor/policy-logging.js'
-import {readNodeRecord} from './node-state.js'
+import {cniUninstallScript, readNodeRecord} from './node-state.js'
 import {nextFlowEpoch, updateNodeConfig} from './runtime-config.js'
 import {preflight, type Preflight} from './preflight.js'
 
@@ -78,7 +80,24 @@ async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOpt
   return settled.map((result) => ({node: result.item, ok: result.ok, ...result.value, error: result.error, durationMs: result.durationMs}))
 }
 
-export async function install(api: Clients, options: ClusterOptions & {dryRun: boolean}): Promise<NodeOutcome[]> {
+export interface InstallResult {
+  nodes: NodeOutcome[]
+  /** The agent DaemonSet, when applied (not with --no-agent, --dry-run, or when a node failed). */
+  agent?: AgentRollout
+  agentSkipped?: string
+}
+
+/** Load the datapath on every node through debug pods or SSH, then apply the agent that keeps it current. */
+export async function install(api: Clients, options: ClusterOptions & {dryRun: boolean; agent?: {image: string; timeoutMs: number}}): Promise<InstallResult> {
+  const nodes = await installNodes(api, options)
+  if (!options.agent || options.dryRun) return {nodes}
+  const failed = nodes.filter((outcome) => !outcome.ok)
+  if (failed.length) return {nodes, agentSkipped: `the agent was not applied: ${failed.length} node(s) failed`}
+  const agent = await applyAgent(api, {image: options.agent.image, pinRoot: options.pinRoot, timeoutMs: options.agent.timeoutMs, progress: options.progress ? (text) => process.stderr.write(`${text}\n`) : undefined})
+  return {nodes, agent}
+}
+
+async function installNodes(api: Clients, options: ClusterOptions & {dryRun: boolean}): Promise<NodeOutcome[]> {
   const object = datapathObject()
   const logging = await readLoggingConfig(api)
   return onNodes(api, options, 'install', async (shell, plan, report) => {
@@ -99,9 +118,34 @@ export async function install(api: Clients, options: ClusterOptions & {dryRun: b
   })
 }
 
-/** Recompute from the cluster and apply only the differences; nodes must be installed. */
+/**
+ * Recompute from the cluster and apply only the differences; nodes must be
+ * installed. Where the agent runs, it is the node's one writer: sync asks each
+ * agent to reconcile now and reports what it did.
+ */
 export async function sync(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
+  if (await agentInstalled(api)) return syncThroughAgents(api, options)
   return withNodeAccess(api, options.access, (access) => syncWith(api, access, options))
+}
+
+async function syncThroughAgents(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
+  const agents = await agentPods(api)
+  const nodes = options.nodes.length ? [...options.nodes] : (await api.core.listNode()).items.map((node) => node.metadata!.name!)
+  return Promise.all(nodes.map(async (node): Promise<NodeOutcome> => {
+    const started = Date.now()
+    const pod = agents.get(node)
+    try {
+      if (!pod) throw new Error('no agent pod on this node')
+      const run = await execInPod(api.config, AGENT_NAMESPACE, pod.metadata!.name!, 'agent', ['pinion', 'agent', 'request', 'sync'], {timeoutMs: 120_000})
+      if (run.exitCode !== 0) throw new Error(run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`)
+      const answer = JSON.parse(run.stdout.toString('utf8')) as {updated: number; deleted: number; reattached: number; endpoints: number; unenforced: number}
+      if (answer.unenforced) throw new Error(`${answer.unenforced} pod(s) not enforced (see \`pinion status\`)`)
+      const changes = {updated: answer.updated, deleted: answer.deleted, byMap: {}}
+      return {node, ok: true, action: answer.updated + answer.deleted + answer.reattached ? 'synced by agent' : 'unchanged (agent)', result: {action: 'synced', interfaces: answer.endpoints, endpoints: answer.endpoints, changes}, durationMs: Date.now() - started}
+    } catch (error) {
+      return {node, ok: false, error: errorMessage(error), durationMs: Date.now() - started}
+    }
+  }))
 }
 
 export async function syncWith(api: Clients, access: NodeAccess, options: ClusterOptions): Promise<NodeOutcome[]> {
@@ -115,9 +159,15 @@ export async function syncWith(api: Clients, access: NodeAccess, options: Cluste
   })
 }
 
-export async function uninstall(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
+/** Remove the agent (all nodes at once), then Pinion's programs, pins, files and CNI chain entry from each node. */
+export async function uninstall(api: Clients, options: ClusterOptions & {timeoutMs?: number}): Promise<NodeOutcome[]> {
+  if (await agentInstalled(api)) {
+    if (options.nodes.length) throw new UserError('the Pinion agent runs on every node and would reinstall the datapath: uninstall without --node (or run `pinion uninstall` for the whole cluster)', 2)
+    await removeAgent(api, options.timeoutMs ?? 120_000)
+  }
   return onNodes(api, options, 'uninstall', async (shell, _plan, report) => {
     report('detaching and unpinning')
+    await shell.run(cniUninstallScript())
     const result = await uninstallNode(shell, options.pinRoot)
     return {action: result.wasInstalled ? `removed (${result.interfaces} interfaces)` : 'not installed'}
   })

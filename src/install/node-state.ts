@@ -3,6 +3,41 @@ import {type NodeShell, runChecked} from '../nodes/shell.js'
 /** Where Pinion keeps its files on a node (objects, install record). */
 export const NODE_STATE_DIR = '/var/lib/pinion'
 export const NODE_STATE_FILE = `${NODE_STATE_DIR}/state.json`
+/** The agent's own report (written by it after every sync) and its local socket. */
+export const AGENT_STATUS_FILE = `${NODE_STATE_DIR}/agent.json`
+export const AGENT_SOCKET = `${NODE_STATE_DIR}/agent.sock`
+
+/** The chained CNI plugin the agent installs, and the suffix of the conflist copy it keeps to undo that. */
+export const CNI_PLUGIN_NAME = 'pinion-cni'
+export const CNI_BACKUP_SUFFIX = '.pinion-orig'
+
+/** Shell that takes pinion-cni out of a node's chain again (run by uninstall on the node). */
+export function cniUninstallScript(binDir = '/opt/cni/bin', confDir = '/etc/cni/net.d'): string[] {
+  return ['sh', '-c', `for orig in "$2"/*${CNI_BACKUP_SUFFIX}; do [ -e "$orig" ] && mv "$orig" "\${orig%${CNI_BACKUP_SUFFIX}}"; done; rm -f "$1/${CNI_PLUGIN_NAME}"; true`, 'cni-uninstall', binDir, confDir]
+}
+
+/** What the agent reports about itself: /status, AGENT_STATUS_FILE, and `pinion status`. */
+export interface AgentStatus {
+  node: string
+  pid: number
+  version: string
+  startedAt: string
+  ready: boolean
+  /** Newest resourceVersion of any watched resource whose changes are on the node. */
+  appliedResourceVersion: string
+  lastSyncAt?: string
+  lastSyncMs?: number
+  /** How long the oldest change not yet written has waited (0 when in sync). */
+  lagMs: number
+  syncs: number
+  fullReconciles: number
+  endpoints: number
+  unenforced: {pod: string; problem: string}[]
+  policyErrors: {policy: string; error: string}[]
+  attachErrors: number
+  errors: {time: string; message: string}[]
+  fill: Record<string, number>
+}
 
 /** What an install left on a node, read by status, sync and upgrades. */
 export interface NodeRecord {

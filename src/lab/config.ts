@@ -1,3 +1,4 @@
+import {release} from 'node:os'
 import {join} from 'node:path'
 
 /**
@@ -54,4 +55,31 @@ export function underlayNetns(lab: string): string {
 /** argv prefix that runs a command inside a lab node (network, mount and UTS namespaces). */
 export function nodeExecPrefix(node: LabNode): string[] {
   return ['nsenter', `--net=/run/netns/${node.netns}`, `--mount=/proc/${node.holderPid}/ns/mnt`, `--uts=/proc/${node.holderPid}/ns/uts`, '--']
+}
+
+/** The API server's Unix socket; each node's relay forwards NODE_API_PORT on the node's loopback to it. */
+export function apiSocketPath(lab: string): string {
+  return join(labDir(lab), 'api.sock')
+}
+
+/** Where a lab node's own processes (hostNetwork pods such as the agent) find the API server. */
+export const NODE_API_PORT = 6443
+
+export function nodeKubeconfigPath(lab: string, node: string): string {
+  return join(labDir(lab), `kubeconfig-${node}`)
+}
+
+/** The Node object of a lab node, as its kubelet registers it. */
+export function labNodeObject(lab: string, node: LabNode) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {name: node.name, labels: {'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'pinion.dev/lab': lab}},
+    spec: {podCIDR: node.podCidr, podCIDRs: [node.podCidr], taints: []},
+    status: {
+      addresses: [{type: 'InternalIP', address: node.underlayIp}, {type: 'Hostname', address: node.name}],
+      conditions: [{type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'lab node is ready', lastHeartbeatTime: new Date().toISOString()}],
+      nodeInfo: {kernelVersion: release(), osImage: 'Pinion lab (network + mount namespaces)', kubeletVersion: 'v1.32.0-pinion-lab', containerRuntimeVersion: 'pinion-lab://1', operatingSystem: 'linux', architecture: 'amd64'},
+    },
+  }
 }

@@ -8,7 +8,7 @@ import {processAlive} from '../lib/process.js'
 import {nodeScript} from '../lib/scripts.js'
 import {waitFor} from '../lib/wait.js'
 import {createCredentials, kubeconfigYaml, readCredentials} from './certs.js'
-import {labDir, type LabNode, nodeLayout, underlayNetns, validateLabName} from './config.js'
+import {labDir, type LabNode, labNodeObject, NODE_API_PORT, nodeKubeconfigPath, nodeLayout, underlayNetns, validateLabName} from './config.js'
 import {LabKubelet} from './api/kubelet.js'
 import {shQuiet} from './netns.js'
 import {createNode, createUnderlay, destroyNamespaces, routePodCidrs} from './nodes.js'
@@ -89,6 +89,8 @@ export async function labUp(options: LabUpOptions): Promise<LabSummary> {
     await waitFor('the lab API server to be ready', () => healthy(api.port), {timeoutMs: 20_000})
     const kubeconfig = join(labDir(name), 'kubeconfig')
     writeFileSync(kubeconfig, kubeconfigYaml(name, api.port, credentials), {mode: 0o600})
+    // Each node reaches the API on its own loopback, through its relay.
+    for (const node of nodes) writeFileSync(nodeKubeconfigPath(name, node.name), kubeconfigYaml(name, NODE_API_PORT, credentials), {mode: 0o600})
     updateState(name, (state) => {
       state.api = api
       state.kubeconfig = kubeconfig
@@ -110,6 +112,22 @@ export async function labUp(options: LabUpOptions): Promise<LabSummary> {
     await labDown(name)
     throw error
   }
+}
+
+/** Add a node to a running lab: its namespaces, routes and CNI chain, then its Node object (DaemonSets then reach it). */
+export async function labAddNode(name: string): Promise<LabSummary> {
+  validateLabName(name)
+  const state = readState(name)
+  if (!state?.kubeconfig) throw new UserError(`lab "${name}" is not up: run \`pinion lab up\``)
+  if (state.nodes.length >= 10) throw new UserError('a lab holds at most 10 nodes')
+  const node = nodeLayout(name, state.nodes.length)
+  updateState(name, (current) => void current.nodes.push(node))
+  await createNode(name, node)
+  const nodes = readState(name)!.nodes
+  await routePodCidrs(nodes)
+  writeFileSync(nodeKubeconfigPath(name, node.name), kubeconfigYaml(name, NODE_API_PORT, readCredentials(labDir(name))), {mode: 0o600})
+  await clients({kubeconfig: state.kubeconfig}).core.createNode({body: labNodeObject(name, node) as never})
+  return labStatus(name)
 }
 
 /** Remove every namespace, mount, process and file of a lab; idempotent, also after a crash. */

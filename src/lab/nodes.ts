@@ -1,5 +1,6 @@
 import {spawn} from 'node:child_process'
-import {type LabNode, nodeExecPrefix, underlayNetns} from './config.js'
+import {nodeScript} from '../lib/scripts.js'
+import {apiSocketPath, type LabNode, NODE_API_PORT, nodeExecPrefix, underlayNetns} from './config.js'
 import {addNetns, sh, shQuiet} from './netns.js'
 import {updateState} from './state.js'
 
@@ -14,7 +15,7 @@ import {updateState} from './state.js'
  */
 
 /** Directories each node keeps to itself (a tmpfs in its mount namespace), as real nodes have their own disks. */
-const NODE_PRIVATE_DIRS = ['/var/lib/pinion', '/var/log/pinion']
+const NODE_PRIVATE_DIRS = ['/var/lib/pinion', '/var/log/pinion', '/var/log/network', '/etc/cni/net.d', '/opt/cni/bin']
 
 /**
  * New mount and UTS namespaces (own bpffs, own state directories, own hostname) held by a process
@@ -58,6 +59,36 @@ export async function createNode(lab: string, node: LabNode): Promise<void> {
   await sh(['ip', '-n', node.netns, 'addr', 'add', `${node.underlayIp}/24`, 'dev', 'eth0'])
   await sh(['ip', '-n', node.netns, 'link', 'set', 'eth0', 'up'])
   await sh([...nodeExecPrefix(node), 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'])
+  const relay = await startRelay(lab, node)
+  updateState(lab, (state) => void state.pids.push(relay))
+  await writeLabCni(node)
+}
+
+/** The API server on the node's own loopback (NODE_API_PORT), relayed to its Unix socket. */
+async function startRelay(lab: string, node: LabNode): Promise<number> {
+  const relay = spawn('nsenter', [`--net=/run/netns/${node.netns}`, '--', ...nodeScript(import.meta.url, './api-relay'), '--port', String(NODE_API_PORT), '--socket', apiSocketPath(lab)], {stdio: ['ignore', 'pipe', 'pipe'], detached: true})
+  let stderr = ''
+  relay.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  await new Promise<void>((resolve, reject) => {
+    relay.stdout.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve())
+    relay.on('close', (code) => reject(new Error(`the API relay of ${node.name} exited (${code}): ${stderr.trim()}`)))
+  })
+  relay.stdout.destroy()
+  relay.stderr.destroy()
+  relay.unref()
+  return relay.pid!
+}
+
+/** Name of the lab's own CNI plugin, first in every node's chain. */
+export const LAB_CNI_PLUGIN = 'pinion-lab-veth'
+export const LAB_CONFLIST = '/etc/cni/net.d/10-pinion-lab.conflist'
+
+/** The node's CNI chain as a kubelet finds it: a conflist naming the lab's veth plugin, the plugin in /opt/cni/bin. */
+async function writeLabCni(node: LabNode): Promise<void> {
+  const plugin = nodeScript(import.meta.url, './cni-veth').map((part) => `'${part}'`).join(' ')
+  const conflist = JSON.stringify({cniVersion: '1.0.0', name: 'pinion-lab', plugins: [{type: LAB_CNI_PLUGIN}]}, null, 2)
+  const wrapper = `#!/bin/sh\nexec ${plugin} "$@"`
+  await sh([...nodeExecPrefix(node), 'sh', '-c', 'printf "%s\\n" "$1" > "$2" && printf "%s\\n" "$3" > "$4" && chmod 755 "$4"', 'write-cni', conflist, LAB_CONFLIST, wrapper, `/opt/cni/bin/${LAB_CNI_PLUGIN}`])
 }
 
 /** Route every node's pod CIDR to that node over the underlay (no overlay in v1). */

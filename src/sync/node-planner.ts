@@ -137,6 +137,13 @@ export class NodePlanner implements ModelListener {
     return {node: this.node, nodeIp: this.model.nodes.get(this.node) ?? '', endpoints: this.endpoints(), entries: [...this.slots.values()].map((slot) => slot.entry)}
   }
 
+  /** Entries per map in the current plan. */
+  fill(): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const slot of this.slots.values()) counts.set(slot.entry.map, (counts.get(slot.entry.map) ?? 0) + 1)
+    return counts
+  }
+
   endpoints(): EndpointPlan[] {
     return [...this.endpointPlans.values()]
   }

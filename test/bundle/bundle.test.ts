@@ -35,7 +35,7 @@ function unpack(file: string): {root: string; manifest: Manifest; files: string[
 beforeAll(async () => {
   ;({lab, api} = await startLab('bndl', 2, 1))
   dir = mkdtempSync(join(tmpdir(), 'pinion-bundle-test-'))
-  expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).every((outcome) => outcome.ok)).toBe(true)
+  expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).nodes.every((outcome) => outcome.ok)).toBe(true)
 })
 
 afterAll(async () => {

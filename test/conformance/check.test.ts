@@ -18,7 +18,7 @@ const access = {transport: 'pod' as const, image: DEFAULT_IMAGE, concurrency: 4,
 
 beforeAll(async () => {
   ;({lab, api} = await startLab('conf', 2, 0))
-  expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).every((outcome) => outcome.ok)).toBe(true)
+  expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).nodes.every((outcome) => outcome.ok)).toBe(true)
 })
 
 afterAll(async () => {

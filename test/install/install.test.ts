@@ -63,7 +63,7 @@ afterAll(async () => {
 
 describe('pinion install', () => {
   it('--dry-run runs the preflight, plans, and changes nothing', async () => {
-    const outcomes = await install(api, {...options, dryRun: true})
+    const {nodes: outcomes} = await install(api, {...options, dryRun: true})
     expect(outcomes.map((outcome) => [outcome.ok, outcome.action, outcome.preflight?.ok])).toEqual([[true, 'would install', true], [true, 'would install', true]])
     expect(outcomes[0].plan!.endpoints).toBe(2)
     const states = await clusterStatus(api, access, [], DEFAULT_PIN_ROOT)
@@ -71,9 +71,9 @@ describe('pinion install', () => {
   })
 
   it('installs on every node, and a second run changes nothing', async () => {
-    const first = await install(api, {...options, dryRun: false})
+    const {nodes: first} = await install(api, {...options, dryRun: false})
     expect(first.map((outcome) => outcome.action)).toEqual(['installed', 'installed'])
-    const second = await install(api, {...options, dryRun: false})
+    const {nodes: second} = await install(api, {...options, dryRun: false})
     expect(second.map((outcome) => [outcome.action, outcome.result!.changes.updated, outcome.result!.changes.deleted])).toEqual([['unchanged', 0, 0], ['unchanged', 0, 0]])
     const states = await clusterStatus(api, access, [], DEFAULT_PIN_ROOT)
     expect(states.map((state) => [state.health, state.attachedInterfaces, state.endpoints])).toEqual([['healthy', 2, 2], ['healthy', 2, 2]])
@@ -105,7 +105,7 @@ describe('pinion install', () => {
     const retired = `${DEFAULT_PIN_ROOT}/maps/pinion_ct4`
     const created = await runOnNodes(api, access, [], ['bpftool', 'map', 'create', retired, 'type', 'lru_hash', 'key', '16', 'value', String(ctEntryV1.size), 'entries', '64', 'name', 'pinion_ct4'], 10_000)
     expect(created.map((result) => result.exitCode)).toEqual([0, 0])
-    const upgraded = await install(api, {...options, dryRun: false})
+    const {nodes: upgraded} = await install(api, {...options, dryRun: false})
     expect(upgraded.map((outcome) => outcome.action)).toEqual(['upgraded', 'upgraded'])
     const left = await runOnNodes(api, access, [], ['test', '-e', retired], 10_000)
     expect(left.map((result) => result.exitCode)).toEqual([1, 1]) // retired maps are unpinned
@@ -190,7 +190,7 @@ describe('policies and sync', () => {
     expect([node2.health, node2.attachedInterfaces]).toEqual(['not installed', 0])
     // deny-all still isolates node-1's pods for ingress; egress from them still flows.
     expect((await probe('web-1-2', 'tcp', ips.get('web-2-1')!, 80)).ok).toBe(true)
-    expect((await install(api, {...options, dryRun: false})).map((outcome) => outcome.action)).toEqual(['unchanged', 'installed'])
+    expect((await install(api, {...options, dryRun: false})).nodes.map((outcome) => outcome.action)).toEqual(['unchanged', 'installed'])
   })
 
   it('uninstall restores plain connectivity and is idempotent', async () => {

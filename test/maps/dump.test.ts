@@ -28,7 +28,7 @@ const schema = (name: string) => {
 beforeAll(async () => {
   ;({lab, api} = await startLab('maps', 2, 2))
   await api.networking.createNamespacedNetworkPolicy({namespace: 'default', body: {metadata: {name: 'web-in'}, spec: {podSelector: {matchLabels: {app: 'web'}}, ingress: [{_from: [{podSelector: {}}], ports: [{port: 80}]}]}}})
-  expect((await install(api, {...cluster, dryRun: false})).every((outcome) => outcome.ok)).toBe(true)
+  expect((await install(api, {...cluster, dryRun: false})).nodes.every((outcome) => outcome.ok)).toBe(true)
   const vip = (await api.core.readNamespacedService({namespace: 'default', name: 'web'})).spec!.clusterIP!
   await execInPod(api.config, 'default', 'web-1-1', 'web', [process.execPath, `${REPO_ROOT}dist/lab/probe.js`, 'tcp', vip, '80'])
 })

@@ -32,7 +32,7 @@ async function during<T>(collect: (signal: AbortSignal, ready: () => void) => Pr
 beforeAll(async () => {
   ;({lab, api} = await startLab('mon', 2, 1))
   await api.networking.createNamespacedNetworkPolicy({namespace: 'default', body: {metadata: {name: 'web-http'}, spec: {podSelector: {matchLabels: {app: 'web'}}, ingress: [{ports: [{port: 80}]}]}}})
-  expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).every((outcome) => outcome.ok)).toBe(true)
+  expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).nodes.every((outcome) => outcome.ok)).toBe(true)
   target = (await api.core.readNamespacedPod({namespace: 'default', name: 'web-2-1'})).status!.podIP!
 })
 
@@ -78,7 +78,7 @@ describe('NetworkPolicy logging', () => {
   it('survives a re-install, and caps a burst above the rate limit, counting the overflow', async () => {
     // A fresh install starts with zeroed maps: logging must come back from the cluster's config.
     await uninstall(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false})
-    expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).map((outcome) => outcome.action)).toEqual(['installed', 'installed'])
+    expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).nodes.map((outcome) => outcome.action)).toEqual(['installed', 'installed'])
     const records: PolicyLogRecord[] = []
     const summary: LogSummary[] = await during((signal, ready) => policyLogs(api, access, [], DEFAULT_PIN_ROOT, {ratePerSecond: 1, denyWindowMs: 100, ready}, signal, (record) => records.push(record)), async () => {
       for (let i = 0; i < 10; i++) await probe('udp', 53)

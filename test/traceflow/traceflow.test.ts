@@ -23,7 +23,7 @@ const trace = (request: Partial<TraceflowRequest>) => traceflow(api, access, {so
 beforeAll(async () => {
   ;({lab, api} = await startLab('trace', 2, 2))
   await api.core.createNamespacedService({namespace: 'default', body: {metadata: {name: 'empty'}, spec: {selector: {app: 'nothing'}, ports: [{port: 80}]}}})
-  expect((await install(api, {...cluster, dryRun: false})).every((outcome) => outcome.ok)).toBe(true)
+  expect((await install(api, {...cluster, dryRun: false})).nodes.every((outcome) => outcome.ok)).toBe(true)
 })
 
 afterAll(async () => {

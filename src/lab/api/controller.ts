@@ -2,13 +2,15 @@ import {createHash, randomBytes} from 'node:crypto'
 import {existsSync, readFileSync} from 'node:fs'
 import {errorMessage} from '../../lib/errors.js'
 import {SERVICE_CIDR} from '../config.js'
-import type {LabKubelet} from './kubelet.js'
+import {type ContainerReport, type LabKubelet, SandboxError} from './kubelet.js'
+import {DaemonSetController, toleratesTaints} from './daemonsets.js'
 import {findResource, type ResourceKind} from './resources.js'
 import {matchesSelector} from '../../lib/selectors.js'
 import type {LabBackend} from './server.js'
 import {ApiError, type KubeObject, type ObjectStore} from './store.js'
 
 const R = {
+  daemonsets: findResource('apps', 'v1', 'daemonsets')!,
   namespaces: findResource('', 'v1', 'namespaces')!,
   nodes: findResource('', 'v1', 'nodes')!,
   pods: findResource('', 'v1', 'pods')!,
@@ -54,13 +56,19 @@ export const UNPULLABLE_TAG = ':nonexistent'
 export class LabController implements LabBackend {
   private readonly pendingNamespaces = new Set<string>()
   private readonly deadlines = new Map<string, NodeJS.Timeout>()
+  private readonly daemonSets: DaemonSetController
+  /** Readiness of probed pods as the kubelet last reported it. */
+  private readonly readiness = new Map<string, boolean>()
 
   constructor(
     private readonly store: ObjectStore,
     private readonly kubelet: LabKubelet,
-  ) {}
+  ) {
+    this.daemonSets = new DaemonSetController(store, (pod) => void this.store.create(R.pods, this.admit(R.pods, 'create', pod), pod.metadata.namespace))
+    kubelet.onReport = (uid, report) => this.reportContainer(uid, report)
+  }
 
-  /** Follow pods and services to run pods and keep EndpointSlices current. */
+  /** Follow pods and services to run pods and keep EndpointSlices current; run DaemonSets. */
   run(): void {
     const since = this.store.resourceVersion
     this.store.watch(R.pods, since, (event) => {
@@ -69,6 +77,11 @@ export class LabController implements LabBackend {
       this.reconcileSoon(event.object.metadata.namespace!)
     })
     this.store.watch(R.services, since, (event) => this.reconcileSoon(event.object.metadata.namespace!))
+    this.daemonSets.run(since)
+    // A node added to the lab (`lab add-node`) registers its Node object: its kubelet starts serving it.
+    this.store.watch(R.nodes, since, (event) => {
+      if (event.type === 'ADDED') this.kubelet.learnNode(event.object.metadata.name)
+    })
   }
 
   // ---- admission ----
@@ -81,6 +94,8 @@ export class LabController implements LabBackend {
         return this.admitService(object, old)
       case 'networkpolicies':
         return this.admitPolicy(object)
+      case 'daemonsets':
+        return this.daemonSets.admit(object, old)
       default:
         return object
     }
@@ -187,16 +202,6 @@ export class LabController implements LabBackend {
     }
   }
 
-  private tolerates(pod: PodSpec, taints: {key: string; value?: string; effect: string}[]): boolean {
-    return taints
-      .filter((taint) => taint.effect === 'NoSchedule' || taint.effect === 'NoExecute')
-      .every((taint) => (pod.tolerations ?? []).some((toleration) => {
-        if (toleration.effect && toleration.effect !== taint.effect) return false
-        if (toleration.operator === 'Exists') return !toleration.key || toleration.key === taint.key
-        return toleration.key === taint.key && (toleration.value ?? '') === (taint.value ?? '')
-      }))
-  }
-
   /** Mutate the stored pod with `change`; ignores a pod deleted meanwhile. */
   private patchPod(pod: KubeObject, change: (current: KubeObject) => void): KubeObject | undefined {
     const current = this.store.tryGet(R.pods, pod.metadata.namespace, pod.metadata.name)
@@ -209,7 +214,7 @@ export class LabController implements LabBackend {
   private schedule(pod: KubeObject): string | undefined {
     const spec = pod.spec as PodSpec
     if (spec.nodeName) return spec.nodeName
-    const nodes = this.store.list(R.nodes).filter((node) => this.tolerates(spec, ((node.spec as {taints?: never[]}).taints ?? [])))
+    const nodes = this.store.list(R.nodes).filter((node) => toleratesTaints(spec.tolerations, ((node.spec as {taints?: never[]}).taints ?? [])))
     if (nodes.length === 0) {
       const total = this.store.list(R.nodes).length
       this.patchPod(pod, (current) => {
@@ -241,10 +246,18 @@ export class LabController implements LabBackend {
       return
     }
     if (!this.kubelet.node(nodeName)) return // not a lab node: stays Pending, like a node without a kubelet
+    await this.runPod(pod, scheduled, nodeName, 1000)
+  }
+
+  /** Start the pod's sandbox; a CNI failure is retried with back-off while the pod exists (it stays Pending). */
+  private async runPod(pod: KubeObject, scheduled: KubeObject, nodeName: string, backoffMs: number): Promise<void> {
+    const containers = (scheduled.spec as PodSpec).containers ?? []
+    const probed = containers.some((container) => (container as {readinessProbe?: unknown}).readinessProbe)
     try {
       const {podIP, hostIP} = await this.kubelet.start(scheduled)
       const started = now()
       const updated = this.patchPod(pod, (current) => {
+        const ready = probed ? this.readiness.get(pod.metadata.uid!) === true : true
         current.status = {
           phase: 'Running',
           qosClass: 'BestEffort',
@@ -253,8 +266,8 @@ export class LabController implements LabBackend {
           hostIP,
           hostIPs: [{ip: hostIP}],
           startTime: started,
-          conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({type, status: 'True', lastTransitionTime: started})),
-          containerStatuses: containers.map((container) => ({name: container.name, image: container.image, imageID: `lab://${container.image}`, containerID: `lab://${pod.metadata.uid}`, ready: true, started: true, restartCount: 0, state: {running: {startedAt: started}}})),
+          conditions: ['PodScheduled', 'Initialized', 'ContainersReady', 'Ready'].map((type) => ({type, status: type === 'PodScheduled' || type === 'Initialized' || ready ? 'True' : 'False', lastTransitionTime: started})),
+          containerStatuses: containers.map((container) => ({name: container.name, image: container.image, imageID: `lab://${container.image}`, containerID: `lab://${pod.metadata.uid}`, ready, started: true, restartCount: 0, state: {running: {startedAt: started}}})),
         }
       })
       if (!updated) {
@@ -262,16 +275,47 @@ export class LabController implements LabBackend {
         return
       }
       this.recordEvent(pod, 'Normal', 'Started', `Started pod on ${nodeName}`)
+      const spec = scheduled.spec as PodSpec
       if (spec.activeDeadlineSeconds) {
         this.deadlines.set(pod.metadata.uid!, setTimeout(() => void this.expire(pod), spec.activeDeadlineSeconds * 1000))
       }
     } catch (error) {
+      if (error instanceof SandboxError) {
+        const exists = this.patchPod(pod, (current) => {
+          current.status = {...(current.status as object), phase: 'Pending', containerStatuses: containers.map((container) => ({name: container.name, image: container.image, ready: false, restartCount: 0, started: false, state: {waiting: {reason: 'ContainerCreating'}}}))}
+        })
+        this.recordEvent(pod, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${errorMessage(error)}`)
+        if (exists) setTimeout(() => void this.runPod(pod, scheduled, nodeName, Math.min(backoffMs * 2, 10_000)), backoffMs)
+        else await this.kubelet.stop(pod.metadata.uid!)
+        return
+      }
       await this.kubelet.stop(pod.metadata.uid!)
       this.patchPod(pod, (current) => {
         current.status = {...(current.status as object), phase: 'Failed', reason: 'SandboxFailed', message: errorMessage(error)}
       })
       this.recordEvent(pod, 'Warning', 'FailedCreatePodSandBox', errorMessage(error))
     }
+  }
+
+  /** Readiness and restarts of a local-image container, as the kubelet saw them. */
+  private reportContainer(uid: string, report: ContainerReport): void {
+    this.readiness.set(uid, report.ready)
+    const pod = this.store.list(R.pods).find((candidate) => candidate.metadata.uid === uid)
+    if (!pod) return
+    this.patchPod(pod, (current) => {
+      const status = (current.status ?? {}) as {phase?: string; conditions?: {type: string; status: string; lastTransitionTime?: string}[]; containerStatuses?: Record<string, unknown>[]}
+      if (status.phase !== 'Running') return
+      const value = report.ready ? 'True' : 'False'
+      status.conditions = (status.conditions ?? []).map((condition) => (condition.type === 'Ready' || condition.type === 'ContainersReady') && condition.status !== value ? {...condition, status: value, lastTransitionTime: now()} : condition)
+      status.containerStatuses = (status.containerStatuses ?? []).map((container) => ({
+        ...container,
+        ready: report.ready,
+        restartCount: report.restartCount,
+        state: report.running ? {running: {startedAt: now()}} : {waiting: {reason: 'CrashLoopBackOff', message: 'back-off restarting failed container'}},
+        ...(report.lastExitCode !== undefined ? {lastState: {terminated: {exitCode: report.lastExitCode, finishedAt: now()}}} : {}),
+      }))
+      current.status = status
+    })
   }
 
   private async expire(pod: KubeObject): Promise<void> {
@@ -284,6 +328,7 @@ export class LabController implements LabBackend {
   }
 
   private async stopPod(pod: KubeObject): Promise<void> {
+    this.readiness.delete(pod.metadata.uid!)
     clearTimeout(this.deadlines.get(pod.metadata.uid!))
     this.deadlines.delete(pod.metadata.uid!)
     await this.kubelet.stop(pod.metadata.uid!)
@@ -291,6 +336,10 @@ export class LabController implements LabBackend {
 
   execPrefix(pod: KubeObject): string[] {
     return this.kubelet.execPrefix(pod)
+  }
+
+  execCommand(pod: KubeObject, command: string[]): string[] {
+    return this.kubelet.execCommand(pod, command)
   }
 
   podLog(pod: KubeObject, options: {sinceSeconds?: number; tailLines?: number; timestamps: boolean}): string {
@@ -305,7 +354,7 @@ export class LabController implements LabBackend {
   }
 
   deleteNamespaceContents(namespace: string): void {
-    for (const resource of [R.pods, R.services, R.slices, R.policies, R.events]) {
+    for (const resource of [R.daemonsets, R.pods, R.services, R.slices, R.policies, R.events]) {
       for (const object of this.store.list(resource, namespace)) this.store.delete(resource, namespace, object.metadata.name)
     }
   }

@@ -4,10 +4,10 @@
  * Serves the Kubernetes API on 127.0.0.1, runs pods in the lab's namespaces,
  * and records its port in <run dir>/apiserver.json once it listens.
  */
-import {writeFileSync} from 'node:fs'
+import {rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {readCredentials} from '../certs.js'
-import {labDir} from '../config.js'
+import {apiSocketPath, labDir, labNodeObject} from '../config.js'
 import {readState} from '../state.js'
 import {LabController} from './controller.js'
 import {LabKubelet} from './kubelet.js'
@@ -29,20 +29,7 @@ const nodes = findResource('', 'v1', 'nodes')!
 for (const name of ['default', 'kube-system', 'kube-public']) {
   store.create(namespaces, {apiVersion: 'v1', kind: 'Namespace', metadata: {name, labels: {'kubernetes.io/metadata.name': name}}, status: {phase: 'Active'}})
 }
-const kernel = (await import('node:os')).release()
-for (const node of state.nodes) {
-  store.create(nodes, {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {name: node.name, labels: {'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'pinion.dev/lab': lab}},
-    spec: {podCIDR: node.podCidr, podCIDRs: [node.podCidr], taints: []},
-    status: {
-      addresses: [{type: 'InternalIP', address: node.underlayIp}, {type: 'Hostname', address: node.name}],
-      conditions: [{type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'lab node is ready', lastHeartbeatTime: new Date().toISOString()}],
-      nodeInfo: {kernelVersion: kernel, osImage: 'Pinion lab (network + mount namespaces)', kubeletVersion: 'v1.32.0-pinion-lab', containerRuntimeVersion: 'pinion-lab://1', operatingSystem: 'linux', architecture: 'amd64'},
-    },
-  })
-}
+for (const node of state.nodes) store.create(nodes, labNodeObject(lab, node))
 
 await LabKubelet.cleanRecord(lab)
 const kubelet = new LabKubelet(lab, state.nodes)
@@ -50,6 +37,8 @@ const controller = new LabController(store, kubelet)
 controller.run()
 const server = new LabApiServer(store, controller, readCredentials(dir))
 const port = await server.listen(0)
+rmSync(apiSocketPath(lab), {force: true})
+await server.listenSocket(apiSocketPath(lab))
 writeFileSync(join(dir, 'apiserver.json'), JSON.stringify({port, pid: process.pid}))
 
 async function shutdown(): Promise<void> {

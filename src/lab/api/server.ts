@@ -15,6 +15,8 @@ export interface LabBackend {
   admit(resource: ResourceKind, operation: 'create' | 'update', object: KubeObject, old?: KubeObject): KubeObject
   /** argv prefix that runs a command in the pod's namespaces; throws ApiError if the pod cannot exec. */
   execPrefix(pod: KubeObject): string[]
+  /** The command as the container runs it (a local image maps its executables). */
+  execCommand(pod: KubeObject, command: string[]): string[]
   podLog(pod: KubeObject, options: {sinceSeconds?: number; tailLines?: number; timestamps: boolean}): string
   /** Cascade for namespace deletion. */
   deleteNamespaceContents(namespace: string): void
@@ -153,6 +155,8 @@ function openApiDocument(group: string): unknown {
  */
 export class LabApiServer {
   private readonly server: Server
+  /** The same API on a Unix socket, for the lab nodes' relays. */
+  private readonly socketServer: Server
   private readonly wss = new WebSocketServer({noServer: true, handleProtocols: (protocols) => (protocols.has('v5.channel.k8s.io') ? 'v5.channel.k8s.io' : protocols.has('v4.channel.k8s.io') ? 'v4.channel.k8s.io' : false)})
   private readonly token: Buffer
 
@@ -162,10 +166,19 @@ export class LabApiServer {
     credentials: LabCredentials,
   ) {
     this.token = Buffer.from(credentials.token)
-    this.server = createServer({cert: credentials.serverCert, key: credentials.serverKey}, (req, res) => {
-      this.handle(req, res).catch((error) => sendError(res, error))
-    })
-    this.server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head))
+    const make = () => {
+      const server = createServer({cert: credentials.serverCert, key: credentials.serverKey}, (req, res) => {
+        this.handle(req, res).catch((error) => sendError(res, error))
+      })
+      server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head))
+      return server
+    }
+    this.server = make()
+    this.socketServer = make()
+  }
+
+  listenSocket(path: string): Promise<void> {
+    return new Promise((resolve) => this.socketServer.listen(path, () => resolve()))
   }
 
   listen(port = 0): Promise<number> {
@@ -174,9 +187,11 @@ export class LabApiServer {
     })
   }
 
-  close(): Promise<void> {
-    this.server.closeAllConnections()
-    return new Promise((resolve) => this.server.close(() => resolve()))
+  async close(): Promise<void> {
+    for (const server of [this.server, this.socketServer]) {
+      server.closeAllConnections()
+      if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   }
 
   private authorized(req: IncomingMessage): boolean {
@@ -193,16 +208,16 @@ export class LabApiServer {
     }
     if (!this.authorized(req)) return reject(401, 'Unauthorized')
     if (!route || route.resource.plural !== 'pods' || route.subresource !== 'exec' || !route.name) return reject(404, 'Not Found')
-    let prefix: string[]
+    const command = url.searchParams.getAll('command')
+    if (command.length === 0) return reject(400, 'you must specify at least 1 command')
+    let argv: string[]
     try {
       const pod = this.store.get(route.resource, route.namespace, route.name)
-      prefix = this.backend.execPrefix(pod)
+      argv = [...this.backend.execPrefix(pod), ...this.backend.execCommand(pod, command)]
     } catch (error) {
       return reject(error instanceof ApiError ? error.code : 500, (error as Error).message)
     }
-    const command = url.searchParams.getAll('command')
-    if (command.length === 0) return reject(400, 'you must specify at least 1 command')
-    this.wss.handleUpgrade(req, socket, head, (ws) => handleExec(ws, [...prefix, ...command], {stdin: url.searchParams.get('stdin') === 'true'}))
+    this.wss.handleUpgrade(req, socket, head, (ws) => handleExec(ws, argv, {stdin: url.searchParams.get('stdin') === 'true'}))
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

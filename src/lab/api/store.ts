@@ -124,7 +124,7 @@ export class ObjectStore {
     }
     const name = object.metadata.name
     if (!name) throw new ApiError(422, 'Invalid', `${resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`, {kind: resource.kind})
-    const valid = resource.plural === 'nodes' || resource.plural === 'networkpolicies' || resource.plural === 'endpointslices' || resource.plural === 'configmaps' || resource.plural === 'events' ? DNS_SUBDOMAIN : DNS_LABEL
+    const valid = ['nodes', 'networkpolicies', 'endpointslices', 'configmaps', 'events', 'serviceaccounts', 'daemonsets', 'clusterroles', 'clusterrolebindings', 'roles', 'rolebindings'].includes(resource.plural) ? DNS_SUBDOMAIN : DNS_LABEL
     if (name.length > 253 || !valid.test(name)) {
       throw new ApiError(422, 'Invalid', `${resource.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": a lowercase RFC 1123 name must consist of lower case alphanumeric characters or '-'`, {name, kind: resource.kind, causes: [{reason: 'FieldValueInvalid', field: 'metadata.name'}]})
     }

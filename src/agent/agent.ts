@@ -1,0 +1,407 @@
+import {mkdirSync, renameSync, writeFileSync} from 'node:fs'
+import {dirname} from 'node:path'
+import type * as k8s from '@kubernetes/client-node'
+import {DEFAULT_INFORMER_OPTIONS, Informer, type InformerOptions, type KubeObjectLike} from '../cluster/informer.js'
+import {BpfTool} from '../datapath/bpftool.js'
+import {mapPinPath} from '../datapath/catalogue.js'
+import {METRICS_SLOTS, metricsSlotParts} from '../datapath/constants.js'
+import {dropReasonId} from '../datapath/drop-reasons.js'
+import {metricsValue} from '../datapath/structs.js'
+import {type DatapathObject, installNode} from '../install/node-install.js'
+import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../install/node-state.js'
+
+export {AGENT_SOCKET} from '../install/node-state.js'
+import {errorMessage} from '../lib/errors.js'
+import type {NodeShell} from '../nodes/shell.js'
+import {ClusterModel, type ObjectKind} from '../sync/model.js'
+import {NodePlanner} from '../sync/node-planner.js'
+import {NodeDatapath} from './datapath.js'
+
+export const DEFAULT_METRICS_PORT = 9965
+
+export interface AgentOptions {
+  node: string
+  pinRoot: string
+  config: k8s.KubeConfig
+  shell: NodeShell
+  object: DatapathObject
+  /** Coalesce bursts of events into one write. */
+  debounceMs: number
+  /** Full read-back reconciliation at least this often. */
+  resyncMs: number
+  /** Retry endpoints whose interface is not there yet this often. */
+  retryMs: number
+  informer?: Partial<InformerOptions>
+  log: (line: string) => void
+}
+
+const WATCHES: {kind: ObjectKind; path: string}[] = [
+  {kind: 'Namespace', path: '/api/v1/namespaces'},
+  {kind: 'Node', path: '/api/v1/nodes'},
+  {kind: 'Pod', path: '/api/v1/pods'},
+  {kind: 'Service', path: '/api/v1/services'},
+  {kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices'},
+  {kind: 'NetworkPolicy', path: '/apis/networking.k8s.io/v1/networkpolicies'},
+]
+
+const keyOf = (object: KubeObjectLike) => `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`
+
+export interface CniRequest {
+  namespace: string
+  name: string
+  containerId: string
+  ip?: string
+  interface?: string
+}
+
+export class AgentError extends Error {
+  constructor(
+    message: string,
+    /** 503: not ready, try again; 400: bad request; 500: failed. */
+    readonly status: number,
+  ) {
+    super(message)
+  }
+}
+
+/**
+ * The node agent: watches the cluster, keeps this node's plan with the
+ * incremental planner and writes only what changed to the local maps, in
+ * debounced batches; attaches programs to pod interfaces (also on the CNI
+ * plugin's request, before a pod starts); reconciles fully now and then.
+ * It never unloads the datapath: when it stops, or loses the API server, the
+ * maps and programs stay as they are, and a restarted agent adopts them.
+ */
+export class Agent {
+  readonly model = new ClusterModel()
+  private planner?: NodePlanner
+  readonly datapath: NodeDatapath
+  private readonly informers: Informer<KubeObjectLike>[] = []
+  private readonly localPods = new Map<string, k8s.V1Pod>()
+  /** Addresses the CNI plugin reported for pods whose status does not show them yet. */
+  private readonly cniAddresses = new Map<string, {ip: string; containerId: string}>()
+  private queue: Promise<unknown> = Promise.resolve()
+  private timer?: NodeJS.Timeout
+  private pendingSince?: number
+  private readonly controller = new AbortController()
+  private readonly startedAt = new Date().toISOString()
+  private readonly errors: {time: string; message: string}[] = []
+  private ready = false
+  private syncs = 0
+  private fullReconciles = 0
+  private lastSyncAt?: string
+  private lastSyncMs?: number
+  private appliedVersion = ''
+  private readonly synced = new Set<string>()
+  private syncedWaiters: (() => void)[] = []
+  private podWaiters: (() => void)[] = []
+
+  constructor(private readonly options: AgentOptions) {
+    this.datapath = new NodeDatapath(options.shell, options.pinRoot)
+  }
+
+  get isReady(): boolean {
+    return this.ready
+  }
+
+  /** Watch, converge, then follow; resolves once the node is enforced from the first plan. */
+  async start(): Promise<void> {
+    const informerOptions = {...DEFAULT_INFORMER_OPTIONS, ...this.options.informer}
+    for (const {kind, path} of WATCHES) {
+      const informer = new Informer<KubeObjectLike>(this.options.config, path, {
+        upsert: (object) => this.upsert(kind, object),
+        remove: (object) => this.remove(kind, object),
+        synced: () => {
+          this.synced.add(path)
+          if (this.synced.size === WATCHES.length) for (const wake of this.syncedWaiters.splice(0)) wake()
+        },
+        state: (message) => this.options.log(message),
+      }, informerOptions)
+      informer.start(this.controller.signal)
+      this.informers.push(informer)
+    }
+    if (this.synced.size < WATCHES.length) await new Promise<void>((resolve) => this.syncedWaiters.push(resolve))
+    this.planner = new NodePlanner(this.model, this.options.node)
+    await this.enqueue(() => this.converge())
+    this.ready = true
+    this.options.log(`ready: ${this.planner.endpoints().length} endpoints on ${this.options.node}, resourceVersion ${this.appliedVersion}`)
+    this.writeStatus()
+    const resync = setInterval(() => void this.enqueue(() => this.reconcile('periodic resync')), this.options.resyncMs)
+    const retry = setInterval(() => {
+      if (this.datapath.unenforced().length) void this.enqueue(() => this.retryUnenforced())
+    }, this.options.retryMs)
+    this.controller.signal.addEventListener('abort', () => {
+      clearInterval(resync)
+      clearInterval(retry)
+      clearTimeout(this.timer)
+    }, {once: true})
+  }
+
+  /** Stop watching; the datapath stays as it is. */
+  async stop(): Promise<void> {
+    this.controller.abort()
+    await Promise.all(this.informers.map((informer) => informer.stopped()))
+    await this.queue.catch(() => {})
+  }
+
+  // ---- events ----
+
+  private upsert(kind: ObjectKind, object: KubeObjectLike): void {
+    if (kind === 'Pod') {
+      const pod = object as k8s.V1Pod
+      const key = keyOf(pod)
+      if (pod.spec?.nodeName === this.options.node) this.localPods.set(key, pod)
+      else this.localPods.delete(key)
+      for (const wake of this.podWaiters.splice(0)) wake()
+      this.model.upsert('Pod', this.withCniAddress(pod))
+    } else {
+      this.model.upsert(kind, object)
+    }
+    this.changed()
+  }
+
+  private remove(kind: ObjectKind, object: KubeObjectLike): void {
+    if (kind === 'Pod') {
+      this.localPods.delete(keyOf(object))
+      this.cniAddresses.delete(keyOf(object))
+    }
+    this.model.remove(kind, object)
+    this.changed()
+  }
+
+  /** A local pod the CNI plugin has plumbed, with that address until its status shows one. */
+  private withCniAddress(pod: k8s.V1Pod): k8s.V1Pod {
+    const cni = this.cniAddresses.get(keyOf(pod))
+    if (!cni || pod.status?.podIP) return pod
+    return {...pod, status: {...pod.status, podIP: cni.ip, podIPs: [{ip: cni.ip}]}}
+  }
+
+  private changed(): void {
+    if (!this.planner) return
+    this.pendingSince ??= Date.now()
+    if (this.timer) return
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      void this.enqueue(() => this.flush())
+    }, this.options.debounceMs)
+  }
+
+  /** One writer at a time: flushes, reconciliations and CNI requests run in order. */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(work)
+    this.queue = next.catch((error) => this.recordError(errorMessage(error)))
+    return next
+  }
+
+  private recordError(message: string): void {
+    this.errors.push({time: new Date().toISOString(), message})
+    if (this.errors.length > 20) this.errors.shift()
+    this.options.log(`error: ${message}`)
+  }
+
+  private newestVersion(): string {
+    return this.informers.map((informer) => informer.resourceVersion).reduce((newest, version) => (/^\d+$/.test(version) && /^\d+$/.test(newest) ? (BigInt(version) > BigInt(newest) ? version : newest) : version || newest), '')
+  }
+
+  private finished(started: number): void {
+    this.syncs++
+    this.lastSyncAt = new Date().toISOString()
+    this.lastSyncMs = Date.now() - started
+    if (this.planner!.pending === 0) this.pendingSince = undefined
+    this.writeStatus()
+  }
+
+  // ---- writing the node ----
+
+  /** First convergence: load the datapath if this node has none (or an older one), else adopt what is pinned. */
+  private async converge(): Promise<void> {
+    const started = Date.now()
+    const version = this.newestVersion()
+    const record = await readNodeRecord(this.options.shell)
+    const pinned = (await this.options.shell.run(['test', '-e', `${this.options.pinRoot}/progs/from_pod`])).exitCode === 0
+    const plan = this.planner!.plan()
+    if (!record || !pinned || record.objectSha !== this.options.object.sha) {
+      this.options.log(record && pinned ? `upgrading the datapath (${record.version} -> ${this.options.object.version})` : 'loading the datapath on this node')
+      await installNode(this.options.shell, plan, this.options.object, this.options.pinRoot, (step) => this.options.log(step))
+    }
+    const changes = await this.datapath.reconcile(plan)
+    this.fullReconciles++
+    this.appliedVersion = version
+    this.options.log(`converged: +${changes.updated}/-${changes.deleted} entries`)
+    this.finished(started)
+  }
+
+  private async flush(): Promise<{updated: number; deleted: number}> {
+    const started = Date.now()
+    const version = this.newestVersion()
+    const delta = this.planner!.flush()
+    try {
+      const result = await this.datapath.apply(delta)
+      this.appliedVersion = version
+      this.finished(started)
+      return result
+    } catch (error) {
+      // The maps may now differ from the plan: read them back and make them right.
+      this.recordError(`incremental write failed (${errorMessage(error)}); reconciling fully`)
+      const changes = await this.reconcile('after a failed write')
+      return {updated: changes.updated, deleted: changes.deleted}
+    }
+  }
+
+  /** Read the maps back and make them hold exactly this node's plan. */
+  async reconcile(reason: string): Promise<{updated: number; deleted: number; reattached: number; durationMs: number}> {
+    const started = Date.now()
+    const version = this.newestVersion()
+    const changes = await this.datapath.reconcile(this.planner!.plan())
+    this.fullReconciles++
+    this.appliedVersion = version
+    if (changes.updated + changes.deleted + changes.reattached > 0) this.options.log(`${reason}: corrected +${changes.updated}/-${changes.deleted} entries, re-attached ${changes.reattached} interfaces`)
+    this.finished(started)
+    return {updated: changes.updated, deleted: changes.deleted, reattached: changes.reattached, durationMs: Date.now() - started}
+  }
+
+  private async retryUnenforced(): Promise<void> {
+    const waiting = this.datapath.unenforced().map((state) => state.endpoint)
+    if (waiting.length) await this.datapath.apply({upserts: [], deletes: [], endpoints: {changed: waiting, removed: []}})
+  }
+
+  /** `pinion sync` with an agent: reconcile now, on request. */
+  async syncNow(): Promise<{updated: number; deleted: number; reattached: number; durationMs: number; endpoints: number; unenforced: number}> {
+    if (!this.ready) throw new AgentError('the agent is not ready yet', 503)
+    const result = await this.enqueue(() => this.reconcile('sync requested'))
+    return {...result, endpoints: this.datapath.endpoints.size, unenforced: this.datapath.unenforced().length}
+  }
+
+  // ---- CNI ----
+
+  private async localPod(key: string, timeoutMs: number): Promise<k8s.V1Pod | undefined> {
+    const deadline = Date.now() + timeoutMs
+    while (!this.localPods.has(key) && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
+        this.podWaiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+    return this.localPods.get(key)
+  }
+
+  /** CNI ADD: the pod's interface gets its programs and endpoint entry before the pod starts. */
+  async cniAdd(request: CniRequest): Promise<{endpointId: number; identity: number}> {
+    if (!this.ready) throw new AgentError('the Pinion agent is not ready yet', 503)
+    if (!request.ip || !request.interface) throw new AgentError('ADD needs the pod address and its host interface (prevResult)', 400)
+    const key = `${request.namespace}/${request.name}`
+    const pod = await this.localPod(key, 5000)
+    if (!pod) throw new AgentError(`pod ${key} is not known on ${this.options.node} yet`, 503)
+    this.cniAddresses.set(key, {ip: request.ip, containerId: request.containerId})
+    await this.datapath.hint(request.ip, request.interface)
+    this.model.upsert('Pod', this.withCniAddress(pod))
+    await this.enqueue(() => this.flush())
+    const state = this.datapath.endpoints.get(key)
+    if (!state?.enforced) throw new AgentError(`pod ${key} is not enforced: ${state?.problem ?? 'it has no endpoint in the plan'}`, 500)
+    return {endpointId: state.endpoint.endpointId, identity: state.endpoint.identity}
+  }
+
+  async cniDel(request: CniRequest): Promise<void> {
+    const key = `${request.namespace}/${request.name}`
+    const cni = this.cniAddresses.get(key)
+    this.cniAddresses.delete(key)
+    if (cni) this.datapath.forget(cni.ip)
+    const pod = this.localPods.get(key)
+    if (pod && !pod.status?.podIP) {
+      this.model.upsert('Pod', pod)
+      this.changed()
+    }
+  }
+
+  cniCheck(request: CniRequest): void {
+    const key = `${request.namespace}/${request.name}`
+    const state = this.datapath.endpoints.get(key)
+    if (!state?.enforced) throw new AgentError(`pod ${key} is not enforced: ${state?.problem ?? 'unknown to the agent'}`, 500)
+  }
+
+  // ---- reporting ----
+
+  status(): AgentStatus {
+    const fill: Record<string, number> = {}
+    for (const [map, count] of this.planner?.fill() ?? []) fill[map] = count
+    fill.pinion_endpoint = [...this.datapath.endpoints.values()].filter((state) => state.enforced).length
+    return {
+      node: this.options.node,
+      pid: process.pid,
+      version: this.options.object.version,
+      startedAt: this.startedAt,
+      ready: this.ready,
+      appliedResourceVersion: this.appliedVersion,
+      lastSyncAt: this.lastSyncAt,
+      lastSyncMs: this.lastSyncMs,
+      lagMs: this.pendingSince ? Date.now() - this.pendingSince : 0,
+      syncs: this.syncs,
+      fullReconciles: this.fullReconciles,
+      endpoints: this.datapath.endpoints.size,
+      unenforced: this.datapath.unenforced().map((state) => ({pod: `${state.endpoint.namespace}/${state.endpoint.name}`, problem: state.problem ?? 'not enforced'})),
+      policyErrors: this.model.policyErrors(),
+      attachErrors: this.datapath.attachErrors,
+      errors: [...this.errors],
+      fill,
+    }
+  }
+
+  private writeStatus(): void {
+    try {
+      mkdirSync(dirname(AGENT_STATUS_FILE), {recursive: true})
+      writeFileSync(`${AGENT_STATUS_FILE}.tmp`, JSON.stringify(this.status(), null, 2))
+      renameSync(`${AGENT_STATUS_FILE}.tmp`, AGENT_STATUS_FILE)
+    } catch (error) {
+      this.options.log(`cannot write ${AGENT_STATUS_FILE}: ${errorMessage(error)}`)
+    }
+  }
+
+  /** Prometheus exposition of the agent and the datapath counters. */
+  async metrics(): Promise<string> {
+    const status = this.status()
+    const lines: string[] = []
+    const metric = (name: string, type: string, help: string, samples: [string, number][]) => {
+      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`)
+    }
+    metric('pinion_agent_ready', 'gauge', 'Whether the agent has converged and follows the cluster.', [['', status.ready ? 1 : 0]])
+    metric('pinion_agent_syncs_total', 'counter', 'Writes of changes to the node (incremental and full).', [['', status.syncs]])
+    metric('pinion_agent_full_reconciles_total', 'counter', 'Full read-back reconciliations.', [['', status.fullReconciles]])
+    metric('pinion_agent_last_sync_timestamp_seconds', 'gauge', 'When the node was last brought up to date.', [['', status.lastSyncAt ? Date.parse(status.lastSyncAt) / 1000 : 0]])
+    metric('pinion_agent_sync_lag_seconds', 'gauge', 'How long the oldest change not yet on the node has waited.', [['', status.lagMs / 1000]])
+    metric('pinion_agent_endpoints', 'gauge', 'Pods of this node the agent manages.', [['', status.endpoints]])
+    metric('pinion_agent_unenforced_endpoints', 'gauge', 'Pods of this node without programs or endpoint entry.', [['', status.unenforced.length]])
+    metric('pinion_agent_attach_errors_total', 'counter', 'Failed program attachments.', [['', status.attachErrors]])
+    metric('pinion_agent_policy_errors', 'gauge', 'NetworkPolicies that cannot be compiled (they fail closed).', [['', status.policyErrors.length]])
+    metric('pinion_map_entries', 'gauge', 'Entries the control plane keeps in each map.', Object.entries(status.fill).map(([map, count]) => [`{map="${map}"}`, count]))
+    try {
+      const rows = await new BpfTool(this.options.shell).dumpMap(mapPinPath(this.options.pinRoot, 'pinion_metrics_v2'))
+      const packets: [string, number][] = []
+      const bytes: [string, number][] = []
+      for (const row of rows) {
+        const slot = row.key.readUInt32LE(0)
+        if (slot >= METRICS_SLOTS) continue
+        let sumPackets = 0n
+        let sumBytes = 0n
+        for (const value of row.values ?? []) {
+          const decoded = metricsValue.decode(value) as {packets: bigint | number; bytes: bigint | number}
+          sumPackets += BigInt(decoded.packets)
+          sumBytes += BigInt(decoded.bytes)
+        }
+        if (sumPackets === 0n) continue
+        const {reason, direction} = metricsSlotParts(slot)
+        const labels = `{reason="${dropReasonId(reason)}",direction="${direction === 1 ? 'egress' : 'ingress'}"}`
+        packets.push([labels, Number(sumPackets)])
+        bytes.push([labels, Number(sumBytes)])
+      }
+      metric('pinion_datapath_packets_total', 'counter', 'Packets by verdict reason (FORWARDED or a drop reason) and direction.', packets)
+      metric('pinion_datapath_bytes_total', 'counter', 'Bytes by verdict reason and direction.', bytes)
+    } catch (error) {
+      metric('pinion_datapath_read_errors', 'gauge', `Reading the datapath counters failed: ${errorMessage(error).replace(/\n/g, ' ')}`, [['', 1]])
+    }
+    return lines.join('\n') + '\n'
+  }
+}
