@@ -104,10 +104,11 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       await runChecked(shell, ['sh', '-c', 'rm -rf "$1/progs" && mv "$1/progs_new" "$1/progs"', 'swap', pinRoot])
       await unpinRetiredMaps(shell, pinRoot, pinnedBefore)
     } else {
-      progress(`attaching to ${podInterfaces.length} pod interfaces`)
-      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`)
+      // Maps first: a newly attached pod's first packets find their endpoint and rules.
       progress('filling maps')
       changes = await fill()
+      progress(`attaching to ${podInterfaces.length} pod interfaces`)
+      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`)
     }
     const now = new Date().toISOString()
     await writeNodeRecord(shell, {version: object.version, abi: DATAPATH_ABI_VERSION, objectSha: object.sha, pinRoot, installedAt: upgrade ? now : previous!.installedAt, lastSync: now, interfaces: podInterfaces, endpoints: plan.endpoints.length})
