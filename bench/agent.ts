@@ -37,6 +37,7 @@ const ms = (value: number) => `${Math.round(value)} ms`
 const stats = (label: string, samples: number[]) => {
   const sorted = [...samples].sort((a, b) => a - b)
   rows.push([label, ms(percentile(sorted, 50)), ms(percentile(sorted, 99)), ms(sorted[sorted.length - 1]), sorted.length])
+  console.log(rows[rows.length - 1].join('  '))
 }
 
 async function dump(node: string, map: string) {
@@ -62,6 +63,7 @@ async function measureAgent(label: string, during: () => Promise<unknown>): Prom
   clearInterval(sampler)
   sample()
   usage.push([label, Math.round(peakRss), ((100 * (cpu() - before)) / (window.ms / 1000)).toFixed(1), `${(window.ms / 1000).toFixed(1)} s`])
+  console.log(usage[usage.length - 1].join('  '))
 }
 
 try {
@@ -150,13 +152,16 @@ try {
     await Promise.all(nodes.map((node) => waitFor('the churn to settle', async () => (JSON.parse((await shells.get(node)!.run(['cat', AGENT_STATUS_FILE])).stdout.toString()) as {lagMs: number}).lagMs === 0, {timeoutMs: 120_000, intervalMs: 100})))
   })
 
-  // 5. 10,000 Services with 5 backends each.
+  // 5. 10,000 Services with 5 backends each, in 100 namespaces (the lab's EndpointSlice controller works per namespace).
+  const namespaces = 100
+  for (let n = 0; n < namespaces; n++) await api.core.createNamespace({body: {metadata: {name: `svc-${n}`}}})
   await measureAgent(`${SERVICES.toLocaleString('en')} Services x 5 backends arrive`, async () => {
-    for (let start = 0; start < SERVICES; start += 200) {
-      await Promise.all(Array.from({length: Math.min(200, SERVICES - start)}, async (_, k) => {
+    for (let start = 0; start < SERVICES; start += 100) {
+      await Promise.all(Array.from({length: Math.min(100, SERVICES - start)}, async (_, k) => {
         const i = start + k
-        await api.core.createNamespacedService({namespace: 'default', body: {metadata: {name: `svc-${i}`}, spec: {ports: [{name: 'http', port: 80, protocol: 'TCP'}]}}})
-        await api.discovery.createNamespacedEndpointSlice({namespace: 'default', body: {metadata: {name: `svc-${i}-x`, labels: {'kubernetes.io/service-name': `svc-${i}`}}, addressType: 'IPv4', ports: [{name: 'http', port: 8080, protocol: 'TCP'}], endpoints: Array.from({length: 5}, (_, j) => ({addresses: [`10.${245 + (i >> 14)}.${(i >> 6) & 255}.${((i & 63) << 2) + j}`], conditions: {ready: true}}))}})
+        const namespace = `svc-${i % namespaces}`
+        await api.core.createNamespacedService({namespace, body: {metadata: {name: `svc-${i}`}, spec: {ports: [{name: 'http', port: 80, protocol: 'TCP'}]}}})
+        await api.discovery.createNamespacedEndpointSlice({namespace, body: {metadata: {name: `svc-${i}-x`, labels: {'kubernetes.io/service-name': `svc-${i}`}}, addressType: 'IPv4', ports: [{name: 'http', port: 8080, protocol: 'TCP'}], endpoints: Array.from({length: 5}, (_, j) => ({addresses: [`10.${245 + (i >> 14)}.${(i >> 6) & 255}.${((i & 63) << 2) + j}`], conditions: {ready: true}}))}})
       }))
     }
     await waitFor('the Services on node 1', async () => (await dump(nodes[0], 'pinion_revnat_v2')).length >= SERVICES, {timeoutMs: 600_000, intervalMs: 500})

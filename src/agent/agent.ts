@@ -7,7 +7,10 @@ import {mapPinPath} from '../datapath/catalogue.js'
 import {METRICS_SLOTS, metricsSlotParts} from '../datapath/constants.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
 import {metricsValue} from '../datapath/structs.js'
+import {AGENT_NAMESPACE} from '../install/agent.js'
 import {type DatapathObject, installNode} from '../install/node-install.js'
+import {updateConfig} from '../install/runtime-config.js'
+import {DEFAULT_LOGGING, LOGGING_ANNOTATION, LOGGING_CONFIGMAP, type LoggingConfig, type PolicyLogContext} from '../monitor/policy-logging.js'
 import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../install/node-state.js'
 
 export {AGENT_SOCKET} from '../install/node-state.js'
@@ -16,6 +19,7 @@ import type {NodeShell} from '../nodes/shell.js'
 import {ClusterModel, type ObjectKind} from '../sync/model.js'
 import {NodePlanner} from '../sync/node-planner.js'
 import {NodeDatapath} from './datapath.js'
+import {PolicyLogger, RotatingLog} from './policy-log.js'
 
 export const DEFAULT_METRICS_PORT = 9965
 
@@ -32,6 +36,8 @@ export interface AgentOptions {
   /** Retry endpoints whose interface is not there yet this often. */
   retryMs: number
   informer?: Partial<InformerOptions>
+  /** Policy logging on the node (records per second, deny aggregation window, file); undefined: off. */
+  policyLog?: {ratePerSecond: number; denyWindowMs: number; file: string; maxBytes: number; keep: number}
   log: (line: string) => void
 }
 
@@ -95,6 +101,11 @@ export class Agent {
   private readonly synced = new Set<string>()
   private syncedWaiters: (() => void)[] = []
   private podWaiters: (() => void)[] = []
+  private logging: LoggingConfig = DEFAULT_LOGGING
+  private readonly namespacesLogging = new Set<string>()
+  private readonly policiesLogging = new Set<string>()
+  private policyNames?: Map<number, string>
+  private logger?: PolicyLogger
 
   constructor(private readonly options: AgentOptions) {
     this.datapath = new NodeDatapath(options.shell, options.pinRoot)
@@ -111,20 +122,27 @@ export class Agent {
       const informer = new Informer<KubeObjectLike>(this.options.config, path, {
         upsert: (object) => this.upsert(kind, object),
         remove: (object) => this.remove(kind, object),
-        synced: () => {
-          this.synced.add(path)
-          if (this.synced.size === WATCHES.length) for (const wake of this.syncedWaiters.splice(0)) wake()
-        },
+        synced: () => this.markSynced(path),
         state: (message) => this.options.log(message),
       }, informerOptions)
       informer.start(this.controller.signal)
       this.informers.push(informer)
     }
-    if (this.synced.size < WATCHES.length) await new Promise<void>((resolve) => this.syncedWaiters.push(resolve))
+    const configMaps = new Informer<KubeObjectLike>(this.options.config, `/api/v1/namespaces/${AGENT_NAMESPACE}/configmaps`, {
+      upsert: (object) => object.metadata?.name === LOGGING_CONFIGMAP && void this.setLogging(object as k8s.V1ConfigMap),
+      remove: (object) => object.metadata?.name === LOGGING_CONFIGMAP && void this.setLogging(undefined),
+      synced: () => this.markSynced('configmaps'),
+      state: (message) => this.options.log(message),
+    }, informerOptions)
+    configMaps.start(this.controller.signal)
+    this.informers.push(configMaps)
+    if (this.synced.size < WATCHES.length + 1) await new Promise<void>((resolve) => this.syncedWaiters.push(resolve))
     this.planner = new NodePlanner(this.model, this.options.node)
     await this.enqueue(() => this.converge())
     this.ready = true
     this.options.log(`ready: ${this.planner.endpoints().length} endpoints on ${this.options.node}, resourceVersion ${this.appliedVersion}`)
+    await this.enqueue(() => this.applyLoggingSwitches())
+    if (this.options.policyLog) this.startPolicyLog(this.options.policyLog)
     this.writeStatus()
     const resync = setInterval(() => void this.enqueue(() => this.reconcile('periodic resync')), this.options.resyncMs)
     const retry = setInterval(() => {
@@ -137,6 +155,11 @@ export class Agent {
     }, {once: true})
   }
 
+  private markSynced(what: string): void {
+    this.synced.add(what)
+    if (this.synced.size === WATCHES.length + 1) for (const wake of this.syncedWaiters.splice(0)) wake()
+  }
+
   /** Stop watching; the datapath stays as it is. */
   async stop(): Promise<void> {
     this.controller.abort()
@@ -147,6 +170,7 @@ export class Agent {
   // ---- events ----
 
   private upsert(kind: ObjectKind, object: KubeObjectLike): void {
+    this.trackLogging(kind, object, true)
     if (kind === 'Pod') {
       const pod = object as k8s.V1Pod
       const key = keyOf(pod)
@@ -161,6 +185,7 @@ export class Agent {
   }
 
   private remove(kind: ObjectKind, object: KubeObjectLike): void {
+    this.trackLogging(kind, object, false)
     if (kind === 'Pod') {
       this.localPods.delete(keyOf(object))
       this.cniAddresses.delete(keyOf(object))
@@ -322,6 +347,67 @@ export class Agent {
     if (!state?.enforced) throw new AgentError(`pod ${key} is not enforced: ${state?.problem ?? 'unknown to the agent'}`, 500)
   }
 
+  // ---- policy logging ----
+
+  /** Namespaces and policies that opt in under delegated logging; policy names by id are rebuilt when policies change. */
+  private trackLogging(kind: ObjectKind, object: KubeObjectLike, present: boolean): void {
+    const key = kind === 'Namespace' ? object.metadata?.name ?? '' : keyOf(object)
+    const set = kind === 'Namespace' ? this.namespacesLogging : kind === 'NetworkPolicy' ? this.policiesLogging : undefined
+    if (!set) return
+    if (present && object.metadata?.annotations?.[LOGGING_ANNOTATION] === 'true') set.add(key)
+    else set.delete(key)
+    if (kind === 'NetworkPolicy') this.policyNames = undefined
+  }
+
+  private setLogging(configMap: k8s.V1ConfigMap | undefined): void {
+    try {
+      this.logging = (JSON.parse(configMap?.data?.['config.json'] ?? 'null') as LoggingConfig | null) ?? DEFAULT_LOGGING
+    } catch {
+      this.recordError(`${LOGGING_CONFIGMAP}: config.json is not valid JSON; policy logging keeps its previous setting`)
+      return
+    }
+    if (this.ready) void this.enqueue(() => this.applyLoggingSwitches())
+  }
+
+  /** The datapath emits verdict events only for what is logged. */
+  private async applyLoggingSwitches(): Promise<void> {
+    await updateConfig(new BpfTool(this.options.shell), this.options.pinRoot, (current) => {
+      current.policyLogAllow = this.logging.allow.log ? 1 : 0
+      current.policyLogDeny = this.logging.deny.log ? 1 : 0
+    })
+  }
+
+  private startPolicyLog(options: NonNullable<AgentOptions['policyLog']>): void {
+    const podInfo = (ip: string) => {
+      const key = this.model.podsByIp.get(ip)
+      return key ? this.model.pods.get(key) : undefined
+    }
+    const context: PolicyLogContext = {
+      config: DEFAULT_LOGGING,
+      endpoint: (ip: string) => {
+        const pod = podInfo(ip)
+        if (!pod) return {instance: ip}
+        const owner = this.localPods.get(pod.key)?.metadata?.ownerReferences?.find((reference) => reference.controller)
+        return {pod_name: pod.name, pod_namespace: pod.namespace, namespace: pod.namespace, workload_kind: owner?.kind, workload_name: owner?.name}
+      },
+      namespaceOf: (ip: string) => podInfo(ip)?.namespace,
+      namespaceLogging: this.namespacesLogging,
+      policyLogging: this.policiesLogging,
+    }
+    this.logger = new PolicyLogger({
+      shell: this.options.shell,
+      pinRoot: this.options.pinRoot,
+      node: this.options.node,
+      log: new RotatingLog(options.file, options.maxBytes, options.keep),
+      ratePerSecond: options.ratePerSecond,
+      denyWindowMs: options.denyWindowMs,
+      context: () => ({...context, config: this.logging}),
+      names: () => (this.policyNames ??= new Map([...this.model.policies.values()].map((policy) => [policy.id, policy.key]))),
+      onError: (message) => this.recordError(message),
+    })
+    void this.logger.run(this.controller.signal)
+  }
+
   // ---- reporting ----
 
   status(): AgentStatus {
@@ -376,6 +462,11 @@ export class Agent {
     metric('pinion_agent_unenforced_endpoints', 'gauge', 'Pods of this node without programs or endpoint entry.', [['', status.unenforced.length]])
     metric('pinion_agent_attach_errors_total', 'counter', 'Failed program attachments.', [['', status.attachErrors]])
     metric('pinion_agent_policy_errors', 'gauge', 'NetworkPolicies that cannot be compiled (they fail closed).', [['', status.policyErrors.length]])
+    if (this.logger) {
+      metric('pinion_policy_log_records_total', 'counter', 'Policy log records written on this node.', [['', this.logger.stats.records]])
+      metric('pinion_policy_log_rate_limited_total', 'counter', 'Policy log records dropped by the rate limit.', [['', this.logger.stats.rateLimited]])
+      metric('pinion_events_lost_total', 'counter', 'Datapath events lost before the agent read them.', [['', this.logger.stats.lostEvents]])
+    }
     metric('pinion_map_entries', 'gauge', 'Entries the control plane keeps in each map.', Object.entries(status.fill).map(([map, count]) => [`{map="${map}"}`, count]))
     try {
       const rows = await new BpfTool(this.options.shell).dumpMap(mapPinPath(this.options.pinRoot, 'pinion_metrics_v2'))

@@ -84,7 +84,8 @@ export class Struct {
   }
 
   encode(value: Decoded, into?: Buffer, base = 0): Buffer {
-    const buffer = into ?? Buffer.alloc(this.size)
+    // From the shared pool (small buffers), zero-filled: far less for the GC than one ArrayBuffer each.
+    const buffer = into ?? Buffer.allocUnsafe(this.size).fill(0)
     for (const field of this.fields) encodeField(buffer, base + field.offset, field, value[field.key])
     return buffer
   }
@@ -159,7 +160,7 @@ function encodeField(buffer: Buffer, offset: number, field: Field, value: unknow
     return
   }
   if (typeof type === 'string' && type.startsWith('pad[')) return
-  if (value === undefined || value === null) return // Buffer.alloc zero-fills
+  if (value === undefined || value === null) return // the buffer starts zero-filled
   if (type === 'ipv4') {
     ipv4ToBytes(String(value)).copy(buffer, offset)
   } else if (type === 'be16') {

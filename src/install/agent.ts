@@ -36,6 +36,15 @@ export function agentManifests(options: {image: string; pinRoot: string}): k8s.K
         {apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: read},
       ],
     } as k8s.V1ClusterRole,
+    // The policy logging config lives in a ConfigMap of pinion-system: readable there only.
+    {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata, rules: [{apiGroups: [''], resources: ['configmaps'], verbs: read}]} as k8s.V1Role,
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata,
+      roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: AGENT_NAME},
+      subjects: [{kind: 'ServiceAccount', name: AGENT_NAME, namespace: AGENT_NAMESPACE}],
+    } as k8s.V1RoleBinding,
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',

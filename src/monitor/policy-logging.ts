@@ -1,7 +1,9 @@
+import {Writable} from 'node:stream'
 import type {Clients} from '../cluster/kubeconfig.js'
 import {apiStatus} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
 import {splitCookie} from '../datapath/constants.js'
+import type {DatapathEvent} from '../datapath/events.js'
 import {updateNodeConfig} from '../install/runtime-config.js'
 import {readPolicyNames} from '../maps/dump.js'
 import {DEBUG_NAMESPACE, ensureDebugNamespace} from '../nodes/debug-pods.js'
@@ -15,6 +17,8 @@ export interface LoggingConfig {
 }
 
 export const LOGGING_CONFIGMAP = 'pinion-network-logging'
+/** Where the agent writes policy log records on its node, as GKE Dataplane V2 does. */
+export const POLICY_LOG_FILE = '/var/log/network/policy_action.log'
 /** On a NetworkPolicy (allow delegation) or a Namespace (deny delegation). */
 export const LOGGING_ANNOTATION = 'pinion.dev/enable-logging'
 export const DEFAULT_LOGGING: LoggingConfig = {allow: {log: false, delegate: false}, deny: {log: false, delegate: false}}
@@ -48,7 +52,7 @@ export async function setLoggingConfig(api: Clients, access: NodeAccessOptions, 
   })
 }
 
-type Endpoint = {pod_name: string; pod_namespace: string; namespace: string; workload_kind?: string; workload_name?: string} | {instance: string}
+export type Endpoint = {pod_name: string; pod_namespace: string; namespace: string; workload_kind?: string; workload_name?: string} | {instance: string}
 
 /** One policy log record (GKE Dataplane V2's shape). */
 export interface PolicyLogRecord {
@@ -144,6 +148,39 @@ export class PolicyLogPipeline {
   }
 }
 
+/** What deciding and describing a policy record needs: the logging config, delegation, and who an address is. */
+export interface PolicyLogContext {
+  config: LoggingConfig
+  endpoint: (ip: string) => Endpoint
+  namespaceOf: (ip: string) => string | undefined
+  /** Namespaces whose denies are logged under deny delegation; policies whose allows are logged under allow delegation. */
+  namespaceLogging: ReadonlySet<string>
+  policyLogging: ReadonlySet<string>
+}
+
+/** The log record of a policy verdict event, or undefined when the config does not log it. */
+export function policyLogRecord(event: DatapathEvent, node: string, names: ReadonlyMap<number, string>, context: PolicyLogContext): PolicyLogRecord | undefined {
+  if (event.type !== 'policy') return undefined
+  const disposition = event.verdict!
+  const policyName = names.get(splitCookie(event.policyCookie).policyId)
+  const [namespace, name] = policyName?.split('/') ?? ['', `policy ${splitCookie(event.policyCookie).policyId}`]
+  // The endpoint the policy protects: the destination for ingress, the source for egress.
+  const protectedIp = event.flow.direction === 'ingress' ? event.flow.dst : event.flow.src
+  const {config} = context
+  if (disposition === 'allow' && (!config.allow.log || (config.allow.delegate && !context.policyLogging.has(policyName ?? '')))) return undefined
+  if (disposition === 'deny' && (!config.deny.log || (config.deny.delegate && !context.namespaceLogging.has(context.namespaceOf(protectedIp) ?? '')))) return undefined
+  return {
+    connection: {src_ip: event.flow.src, dest_ip: event.flow.dst, src_port: event.flow.srcPort, dest_port: event.flow.dstPort, protocol: event.flow.protocol.toLowerCase(), direction: event.flow.direction as 'ingress' | 'egress'},
+    disposition,
+    policies: [{kind: 'NetworkPolicy', namespace, name}],
+    src: context.endpoint(event.flow.src),
+    dest: context.endpoint(event.flow.dst),
+    node_name: node,
+    timestamp: new Date().toISOString(),
+    count: 1,
+  }
+}
+
 export interface PolicyLogOptions {
   ratePerSecond: number
   denyWindowMs: number
@@ -164,6 +201,7 @@ export async function policyLogs(api: Clients, access: NodeAccessOptions, nodes:
     const owner = pod.metadata?.ownerReferences?.find((reference) => reference.controller)
     return {pod_name: pod.metadata!.name!, pod_namespace: pod.metadata!.namespace!, namespace: pod.metadata!.namespace!, workload_kind: owner?.kind, workload_name: owner?.name}
   }
+  const context = {config, endpoint, namespaceOf: (ip: string) => pods.get(ip)?.metadata?.namespace, namespaceLogging, policyLogging}
   const pipeline = new PolicyLogPipeline(options.ratePerSecond, options.denyWindowMs, emit)
   await withNodeAccess(api, access, async (session) => {
     const selected = await session.nodes(nodes)
@@ -172,24 +210,8 @@ export async function policyLogs(api: Clients, access: NodeAccessOptions, nodes:
     const collector = await collectEvents(session, selected, pinRoot, (record) => {
       if (record.kind === 'lost') pipeline.lost(record.node, record.count)
       if (record.kind !== 'event' || record.event.type !== 'policy') return
-      const {event} = record
-      const disposition = event.verdict!
-      const policyName = names.get(splitCookie(event.policyCookie).policyId)
-      const [namespace, name] = policyName?.split('/') ?? ['', `policy ${splitCookie(event.policyCookie).policyId}`]
-      // The endpoint the policy protects: the destination for ingress, the source for egress.
-      const protectedIp = event.flow.direction === 'ingress' ? event.flow.dst : event.flow.src
-      if (disposition === 'allow' && (!config.allow.log || (config.allow.delegate && !policyLogging.has(policyName ?? '')))) return
-      if (disposition === 'deny' && (!config.deny.log || (config.deny.delegate && !namespaceLogging.has(pods.get(protectedIp)?.metadata?.namespace ?? '')))) return
-      pipeline.add({
-        connection: {src_ip: event.flow.src, dest_ip: event.flow.dst, src_port: event.flow.srcPort, dest_port: event.flow.dstPort, protocol: event.flow.protocol.toLowerCase(), direction: event.flow.direction as 'ingress' | 'egress'},
-        disposition,
-        policies: [{kind: 'NetworkPolicy', namespace, name}],
-        src: endpoint(event.flow.src),
-        dest: endpoint(event.flow.dst),
-        node_name: record.node,
-        timestamp: new Date().toISOString(),
-        count: 1,
-      })
+      const logged = policyLogRecord(record.event, record.node, names, context)
+      if (logged) pipeline.add(logged)
     })
     options.ready?.()
     await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), {once: true})))
@@ -197,4 +219,57 @@ export async function policyLogs(api: Clients, access: NodeAccessOptions, nodes:
     pipeline.flush()
   })
   return [...pipeline.summary.values()]
+}
+
+/**
+ * The records the agents wrote on each node (POLICY_LOG_FILE and its newest
+ * rotation): the last `tail` of them in timestamp order, then with `follow`
+ * every new one as it is written, until `signal` aborts.
+ */
+export async function nodePolicyLogs(api: Clients, access: NodeAccessOptions, nodes: readonly string[], options: {tail: number; follow: boolean; file?: string}, signal: AbortSignal, emit: (record: PolicyLogRecord) => void, onError: (node: string, message: string) => void): Promise<void> {
+  const file = options.file ?? POLICY_LOG_FILE
+  const parse = (node: string, line: string): PolicyLogRecord | undefined => {
+    if (!line.trim()) return undefined
+    try {
+      return JSON.parse(line) as PolicyLogRecord
+    } catch {
+      onError(node, `not a policy log record: ${line.slice(0, 80)}`)
+      return undefined
+    }
+  }
+  await withNodeAccess(api, access, async (session) => {
+    const selected = await session.nodes(nodes)
+    const history: PolicyLogRecord[] = []
+    await session.forEach(selected, async (shell, node) => {
+      const result = await shell.run(['sh', '-c', 'cat "$1.1" "$1" 2>/dev/null | tail -n "$2"; true', 'policy-log', file, String(options.tail)])
+      for (const line of result.stdout.toString('utf8').split('\n')) {
+        const record = parse(node, line)
+        if (record) history.push(record)
+      }
+    })
+    history.sort((a, b) => a.timestamp.localeCompare(b.timestamp))
+    for (const record of history.slice(-options.tail)) emit(record)
+    if (!options.follow) return
+    await Promise.all(selected.map(async (node) => {
+      try {
+        const shell = await session.shell(node)
+        let buffered = ''
+        const sink = new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            buffered += chunk.toString('utf8')
+            const lines = buffered.split('\n')
+            buffered = lines.pop() ?? ''
+            for (const line of lines) {
+              const record = parse(node, line)
+              if (record) emit(record)
+            }
+            done()
+          },
+        })
+        await shell.run(['tail', '-n', '0', '-F', file], {stdout: sink, signal})
+      } catch (error) {
+        onError(node, (error as Error).message)
+      }
+    }))
+  })
 }

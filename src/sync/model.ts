@@ -253,6 +253,8 @@ export class ClusterModel {
   readonly revNatIds = new IdAllocator(1, REV_NAT_MAX, 'Service frontends (VIP, port, protocol)')
   readonly backendIds = new IdAllocator(1, 0x7ffffffe, 'backends')
 
+  /** Pod address -> pod key (the newest pod to hold it). */
+  readonly podsByIp = new Map<string, string>()
   private readonly podsByNamespace = new Map<string, Set<string>>()
   private readonly identitiesByNamespace = new Map<string, Set<IdentityInfo>>()
   private readonly podsByPortName = new Map<string, Set<string>>()
@@ -293,7 +295,7 @@ export class ClusterModel {
     const backendKeys = [...new Set(computed.flatMap(([, list]) => list.flatMap((frontend) => frontend.backends.map((backend) => backendKey(backend, frontend.protocol)))))].sort()
     for (const key of frontendKeys) model.revNatIds.acquire(key)
     for (const key of backendKeys) model.backendIds.acquire(key)
-    for (const [key] of computed) model.refreshFrontends(key)
+    for (const [key, frontends] of computed) model.refreshFrontends(key, frontends)
     for (const key of frontendKeys) model.revNatIds.release(key)
     for (const key of backendKeys) model.backendIds.release(key)
     return model
@@ -380,12 +382,15 @@ export class ClusterModel {
         return
       }
       this.pods.set(key, after)
+      if (before && before.ip !== after.ip && this.podsByIp.get(before.ip) === key) this.podsByIp.delete(before.ip)
+      this.podsByIp.set(after.ip, key)
       this.index(this.podsByNamespace, after.namespace, key)
       for (const name of after.namedPorts.keys()) this.index(this.podsByPortName, name, key)
     } else if (!before) {
       return
     } else {
       this.pods.delete(key)
+      if (this.podsByIp.get(before.ip) === key) this.podsByIp.delete(before.ip)
       this.podsByNamespace.get(before.namespace)?.delete(key)
     }
     if (before) {
@@ -672,8 +677,8 @@ export class ClusterModel {
     return frontends
   }
 
-  private refreshFrontends(serviceKey: string): void {
-    const next = this.computeFrontends(serviceKey)
+  private refreshFrontends(serviceKey: string, computed?: Frontend[]): void {
+    const next = computed ?? this.computeFrontends(serviceKey)
     for (const frontend of next) {
       frontend.revNatIndex = this.revNatIds.acquire(frontendKey(frontend))
       for (const backend of frontend.backends) backend.id = this.backendIds.acquire(backendKey(backend, frontend.protocol))

@@ -63,6 +63,8 @@ export class NodePlanner implements ModelListener {
   private readonly endpointPlans = new Map<string, EndpointPlan>()
   /** Effective value of each slot touched in this flush, as it was before. */
   private touched = new Map<string, MapEntry | undefined>()
+  /** The first flush writes everything: no need to track what it touched. */
+  private first = true
 
   constructor(
     readonly model: ClusterModel,
@@ -153,7 +155,8 @@ export class NodePlanner implements ModelListener {
     this.touched = new Map()
     const changed: EndpointPlan[] = []
     const removed: EndpointPlan[] = []
-    for (const contributor of [...this.dirty].sort()) {
+    // Order does not matter: a key two contributors share takes the smaller contributor's value.
+    for (const contributor of [...this.dirty]) {
       this.dirty.delete(contributor)
       if (contributor.startsWith('ep/')) {
         const key = contributor.slice(3)
@@ -165,6 +168,10 @@ export class NodePlanner implements ModelListener {
       } else {
         this.setContribution(contributor, this.compute(contributor))
       }
+    }
+    if (this.first) {
+      this.first = false
+      return {upserts: [...this.slots.values()].map((slot) => slot.entry), deletes: [], endpoints: {changed, removed}}
     }
     const upserts: MapEntry[] = []
     const deletes: MapEntry[] = []
@@ -200,7 +207,13 @@ export class NodePlanner implements ModelListener {
   }
 
   private setContribution(contributor: string, entries: MapEntry[]): void {
-    const previous = this.contributions.get(contributor) ?? []
+    const previous = this.contributions.get(contributor)
+    if (!previous) {
+      // The common case of a first plan: nothing to take back.
+      for (const entry of entries) this.putInSlot(slotKey(entry), contributor, entry)
+      if (entries.length) this.contributions.set(contributor, entries)
+      return
+    }
     const next = new Map(entries.map((entry) => [slotKey(entry), entry]))
     for (const entry of previous) {
       const key = slotKey(entry)
@@ -212,6 +225,7 @@ export class NodePlanner implements ModelListener {
   }
 
   private touch(key: string): void {
+    if (this.first) return
     if (!this.touched.has(key)) this.touched.set(key, this.slots.get(key)?.entry)
   }
 

@@ -22,6 +22,7 @@ import {labDir, nodeExecPrefix} from '../../src/lab/config.js'
 import {labAddNode, type LabSummary} from '../../src/lab/lab.js'
 import {readState} from '../../src/lab/state.js'
 import {waitFor} from '../../src/lib/wait.js'
+import {POLICY_LOG_FILE, type PolicyLogRecord, setLoggingConfig} from '../../src/monitor/policy-logging.js'
 import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
 import {LocalShell} from '../../src/nodes/local-shell.js'
 import {defaultSshOptions} from '../../src/nodes/ssh-shell.js'
@@ -244,6 +245,30 @@ describe('pinion agent', () => {
     expect((JSON.parse(synced) as {node: string; action: string}[]).map((outcome) => outcome.action)).toContain('synced by agent')
     expect((await clusterStatus(api, access, [node], DEFAULT_PIN_ROOT))[0]).toMatchObject({health: 'healthy', unenforced: []})
     await deletePod('waiting-1')
+  })
+
+  it('writes policy log records on the node without any CLI running, and policy-logging logs reads them', async () => {
+    await setLoggingConfig(api, access, DEFAULT_PIN_ROOT, {allow: {log: false, delegate: false}, deny: {log: true, delegate: false}})
+    try {
+      await api.networking.createNamespacedNetworkPolicy({namespace: 'default', body: {metadata: {name: 'log-deny'}, spec: {podSelector: {matchLabels: {app: 'web'}}, policyTypes: ['Ingress']}}})
+      const target = (await api.core.readNamespacedPod({namespace: 'default', name: 'web-2-1'})).status!.podIP!
+      await waitFor('the policy to deny', async () => (await probe('web-1-1', 'tcp', target, 80)).error === 'timeout', {timeoutMs: 10_000})
+      const node = lab.nodes[1].name
+      // Denies of one connection are aggregated for 5 s, then written.
+      const record = await waitFor('a deny record in the node\'s policy log', async () => {
+        const {stdout} = await nodeShell(node).run(['cat', POLICY_LOG_FILE])
+        return stdout.toString().split('\n').filter(Boolean).map((line) => JSON.parse(line) as PolicyLogRecord).find((item) => item.disposition === 'deny' && item.connection.dest_ip === target)
+      }, {timeoutMs: 20_000, intervalMs: 250})
+      expect(record).toMatchObject({node_name: node, policies: [{kind: 'NetworkPolicy', namespace: 'default', name: 'log-deny'}], dest: {pod_name: 'web-2-1', pod_namespace: 'default'}, src: {pod_name: 'web-1-1'}, connection: {dest_port: 80, protocol: 'tcp', direction: 'ingress'}})
+      const cli = spawn(`${REPO_ROOT}bin/run.js`, ['policy-logging', 'logs', '--kubeconfig', lab.kubeconfig, '--tail', '20'], {stdio: ['ignore', 'pipe', 'inherit']})
+      let out = ''
+      cli.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()))
+      expect(await new Promise((resolve) => cli.on('exit', resolve))).toBe(0)
+      expect(out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as PolicyLogRecord).some((item) => item.disposition === 'deny' && item.connection.dest_ip === target && item.node_name === node)).toBe(true)
+    } finally {
+      await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'log-deny'}).catch(() => undefined)
+      await setLoggingConfig(api, access, DEFAULT_PIN_ROOT, {allow: {log: false, delegate: false}, deny: {log: false, delegate: false}})
+    }
   })
 
   it('brings the datapath to a node added after install, through the DaemonSet', async () => {

@@ -2,6 +2,7 @@ import {hostname} from 'node:os'
 import {Flags} from '@oclif/core'
 import {Agent, AGENT_SOCKET, DEFAULT_METRICS_PORT} from '../../agent/agent.js'
 import {installCniPlugin} from '../../agent/cni-install.js'
+import {POLICY_LOG_FILE} from '../../agent/policy-log.js'
 import {serveAgent} from '../../agent/server.js'
 import {agentKubeConfig} from '../../cluster/kubeconfig.js'
 import {datapathObject} from '../../install/install.js'
@@ -25,6 +26,9 @@ export default class AgentCommand extends BaseCommand {
     'cni-bin-dir': Flags.string({description: 'Where CNI plugins live on the node', default: '/opt/cni/bin'}),
     'cni-conf-dir': Flags.string({description: 'Where the node\'s CNI configuration lives', default: '/etc/cni/net.d'}),
     'no-cni': Flags.boolean({description: 'Do not chain pinion-cni (pods are then enforced from the watch only)', default: false}),
+    'policy-log-file': Flags.string({description: 'Policy log records (GKE format, JSON lines), rotated by size', default: POLICY_LOG_FILE}),
+    'policy-log-rate': Flags.integer({description: 'Policy log records per second; the overflow is dropped and counted', default: 500, min: 1}),
+    'policy-log-max-size': Flags.integer({description: 'Rotate the policy log past this many MiB (5 files kept)', default: 10, min: 1}),
   }
 
   async run(): Promise<void> {
@@ -41,6 +45,7 @@ export default class AgentCommand extends BaseCommand {
       debounceMs: parseDuration(flags.debounce),
       resyncMs: parseDuration(flags['resync-interval']),
       retryMs: 1000,
+      policyLog: {file: flags['policy-log-file'], ratePerSecond: flags['policy-log-rate'], denyWindowMs: 5000, maxBytes: flags['policy-log-max-size'] * 1024 * 1024, keep: 5},
       log,
     })
     const stop = stopSignal()
