@@ -7,3 +7,5 @@ run bench/datapath-cost.ts
 run bench/control-plane.ts
 run bench/service-forwarding.ts
 run bench/ct-decode.ts "${CT_ENTRIES:-1000000}"
+run bench/scale.ts
+run bench/agent.ts

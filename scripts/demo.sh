@@ -22,7 +22,7 @@ pinion lab up --name "$LAB" --nodes 3 --pods-per-node 2
 export KUBECONFIG="/run/pinion/lab/$LAB/kubeconfig"
 kubectl get pods -o wide
 
-step "pinion install: preflight, load, attach, fill maps from the cluster"
+step "pinion install: preflight, load, attach, fill maps from the cluster, then the agent on every node"
 pinion install
 
 step "pinion status"
@@ -37,6 +37,7 @@ spec:
   podSelector: {matchLabels: {app: web}}
   ingress: [{ports: [{protocol: TCP, port: 80}]}]
 YAML
+# The agents enforce it on their own within milliseconds; sync has each reconcile now and report.
 pinion sync
 
 step "pinion traceflow: pod -> Service (DNAT to a backend), then a packet the policy denies"

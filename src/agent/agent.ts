@@ -17,6 +17,7 @@ export {AGENT_SOCKET} from '../install/node-state.js'
 import {errorMessage} from '../lib/errors.js'
 import type {NodeShell} from '../nodes/shell.js'
 import {ClusterModel, type ObjectKind} from '../sync/model.js'
+import {checkCapacity, overCapacity} from '../sync/capacity.js'
 import {NodePlanner} from '../sync/node-planner.js'
 import {NodeDatapath} from './datapath.js'
 import {PolicyLogger, RotatingLog} from './policy-log.js'
@@ -106,6 +107,8 @@ export class Agent {
   private readonly policiesLogging = new Set<string>()
   private policyNames?: Map<number, string>
   private logger?: PolicyLogger
+  private overfull = false
+  private readonly cniAddMs: number[] = []
 
   constructor(private readonly options: AgentOptions) {
     this.datapath = new NodeDatapath(options.shell, options.pinRoot)
@@ -205,10 +208,11 @@ export class Agent {
     if (!this.planner) return
     this.pendingSince ??= Date.now()
     if (this.timer) return
+    // Under a stream of events, batches grow with the time a write takes, so the agent never spends all its time writing.
     this.timer = setTimeout(() => {
       this.timer = undefined
       void this.enqueue(() => this.flush())
-    }, this.options.debounceMs)
+    }, Math.max(this.options.debounceMs, Math.min(this.lastSyncMs ?? 0, 1000)))
   }
 
   /** One writer at a time: flushes, reconciliations and CNI requests run in order. */
@@ -245,6 +249,7 @@ export class Agent {
     const record = await readNodeRecord(this.options.shell)
     const pinned = (await this.options.shell.run(['test', '-e', `${this.options.pinRoot}/progs/from_pod`])).exitCode === 0
     const plan = this.planner!.plan()
+    checkCapacity(plan)
     if (!record || !pinned || record.objectSha !== this.options.object.sha) {
       this.options.log(record && pinned ? `upgrading the datapath (${record.version} -> ${this.options.object.version})` : 'loading the datapath on this node')
       await installNode(this.options.shell, plan, this.options.object, this.options.pinRoot, (step) => this.options.log(step))
@@ -260,6 +265,18 @@ export class Agent {
     const started = Date.now()
     const version = this.newestVersion()
     const delta = this.planner!.flush()
+    // A plan that does not fit is not written at all; once it fits again, a full reconcile catches up.
+    const over = overCapacity(this.planner!.fill())
+    if (over.length) {
+      this.overfull = true
+      this.recordError(`the plan does not fit, nothing written: ${over.join('; ')}`)
+      return {updated: 0, deleted: 0}
+    }
+    if (this.overfull) {
+      this.overfull = false
+      const changes = await this.reconcile('the plan fits again')
+      return {updated: changes.updated, deleted: changes.deleted}
+    }
     try {
       const result = await this.datapath.apply(delta)
       this.appliedVersion = version
@@ -277,7 +294,13 @@ export class Agent {
   async reconcile(reason: string): Promise<{updated: number; deleted: number; reattached: number; durationMs: number}> {
     const started = Date.now()
     const version = this.newestVersion()
-    const changes = await this.datapath.reconcile(this.planner!.plan())
+    const plan = this.planner!.plan()
+    const over = overCapacity(this.planner!.fill())
+    if (over.length) {
+      this.overfull = true
+      throw new Error(`the plan does not fit, nothing written: ${over.join('; ')}`)
+    }
+    const changes = await this.datapath.reconcile(plan)
     this.fullReconciles++
     this.appliedVersion = version
     if (changes.updated + changes.deleted + changes.reattached > 0) this.options.log(`${reason}: corrected +${changes.updated}/-${changes.deleted} entries, re-attached ${changes.reattached} interfaces`)
@@ -315,6 +338,16 @@ export class Agent {
 
   /** CNI ADD: the pod's interface gets its programs and endpoint entry before the pod starts. */
   async cniAdd(request: CniRequest): Promise<{endpointId: number; identity: number}> {
+    const started = Date.now()
+    try {
+      return await this.enforcePod(request)
+    } finally {
+      this.cniAddMs.push(Date.now() - started)
+      if (this.cniAddMs.length > 1000) this.cniAddMs.shift()
+    }
+  }
+
+  private async enforcePod(request: CniRequest): Promise<{endpointId: number; identity: number}> {
     if (!this.ready) throw new AgentError('the Pinion agent is not ready yet', 503)
     if (!request.ip || !request.interface) throw new AgentError('ADD needs the pod address and its host interface (prevResult)', 400)
     const key = `${request.namespace}/${request.name}`
@@ -429,9 +462,15 @@ export class Agent {
       endpoints: this.datapath.endpoints.size,
       unenforced: this.datapath.unenforced().map((state) => ({pod: `${state.endpoint.namespace}/${state.endpoint.name}`, problem: state.problem ?? 'not enforced'})),
       policyErrors: this.model.policyErrors(),
+      planErrors: this.planner?.errors() ?? [],
       attachErrors: this.datapath.attachErrors,
       errors: [...this.errors],
       fill,
+      cniAdd: this.cniAddMs.length ? (() => {
+        const sorted = [...this.cniAddMs].sort((a, b) => a - b)
+        const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]
+        return {count: sorted.length, p50Ms: at(50), p99Ms: at(99), maxMs: sorted[sorted.length - 1]}
+      })() : undefined,
     }
   }
 

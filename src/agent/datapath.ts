@@ -2,9 +2,9 @@ import {attachPrograms, interfacesWithPinion} from '../datapath/attach.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {endpointEntry, type MapEntry} from '../datapath/entries.js'
-import {endpointKey} from '../datapath/structs.js'
+import {configIndex, endpointKey, pinionConfig} from '../datapath/structs.js'
 import {resolveInterfaces} from '../install/node-install.js'
-import {nextFlowEpoch, updateConfig} from '../install/runtime-config.js'
+import {nextFlowEpoch} from '../install/runtime-config.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
 import {applyEntries, MANAGED_MAPS, type MapChanges, type NodeInterface} from '../sync/apply.js'
 import type {EndpointPlan, NodePlan, PlanDelta} from '../sync/node-planner.js'
@@ -85,18 +85,26 @@ export class NodeDatapath {
     const ready = this.prepare(delta.endpoints.changed, interfaces)
     const upserts = [...delta.upserts, ...ready.map((item) => item.entry)]
     const deletes: {map: string; key: Buffer}[] = [...delta.deletes, ...endpointDeletes.map((key) => ({map: 'pinion_endpoint', key}))]
-    for (const map of MANAGED_MAPS) {
-      const updates = upserts.filter((entry) => entry.map === map)
-      if (updates.length) await this.bpftool.batch(mapPinPath(this.pinRoot, map), updates)
-    }
-    for (const map of [...MANAGED_MAPS].reverse()) {
-      const keys = deletes.filter((entry) => entry.map === map).map((entry) => entry.key)
-      if (keys.length) await this.bpftool.batch(mapPinPath(this.pinRoot, map), [], keys)
+    if (upserts.length + deletes.length > 0) {
+      // One bpftool process: writes in dependency order, deletions in reverse, the flow epoch last.
+      const config = await this.nextConfig()
+      await this.bpftool.batchMany([
+        ...MANAGED_MAPS.map((map) => ({pinPath: mapPinPath(this.pinRoot, map), updates: upserts.filter((entry) => entry.map === map)})),
+        ...[...MANAGED_MAPS].reverse().map((map) => ({pinPath: mapPinPath(this.pinRoot, map), deletes: deletes.filter((entry) => entry.map === map).map((entry) => entry.key)})),
+        {pinPath: mapPinPath(this.pinRoot, 'pinion_config'), updates: [config]},
+      ])
     }
     for (const item of ready) this.written.add(item.endpoint.ip)
-    if (upserts.length + deletes.length > 0) await updateConfig(this.bpftool, this.pinRoot, nextFlowEpoch)
     await this.attach(ready)
     return {updated: upserts.length, deleted: deletes.length}
+  }
+
+  /** pinion_config as it is now, with the next flow epoch (read back each time: the CLI may switch logging). */
+  private async nextConfig(): Promise<{key: Buffer; value: Buffer}> {
+    const [row] = await this.bpftool.dumpMap(mapPinPath(this.pinRoot, 'pinion_config'))
+    const config = row?.value ? pinionConfig.decode(row.value) : {}
+    nextFlowEpoch(config)
+    return {key: configIndex.encode({index: 0}), value: pinionConfig.encode(config)}
   }
 
   /** Endpoints still waiting for their interface. */

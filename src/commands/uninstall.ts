@@ -12,6 +12,7 @@ export const outcomeColumns: Column<NodeOutcome>[] = [
   {header: 'KERNEL', get: (row) => row.preflight?.kernel},
   {header: 'ENDPOINTS', get: (row) => row.result?.endpoints ?? row.plan?.endpoints},
   {header: 'MAP CHANGES', get: (row) => (row.result ? `+${row.result.changes.updated} -${row.result.changes.deleted}` : row.plan ? `${row.plan.entries} planned` : undefined)},
+  {header: 'MAP FILL', get: (row) => (row.plan ? Object.entries(row.plan.fill).map(([map, fill]) => `${map.replace(/^pinion_/, '')} ${fill.entries}/${fill.max}`) : undefined), wide: true},
   {header: 'TIME', get: (row) => formatDuration(row.durationMs)},
   {header: 'ERROR', get: (row) => row.error},
 ]

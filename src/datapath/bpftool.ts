@@ -49,11 +49,16 @@ export class BpfTool {
 
   /** Apply updates and deletes in one bpftool process. */
   async batch(pinPath: string, updates: {key: Buffer; value: Buffer}[], deletes: Buffer[] = []): Promise<void> {
-    if (updates.length === 0 && deletes.length === 0) return
-    const lines = [
+    await this.batchMany([{pinPath, updates, deletes}])
+  }
+
+  /** Updates and deletes of several maps, in the order given, in one bpftool process. */
+  async batchMany(steps: {pinPath: string; updates?: {key: Buffer; value: Buffer}[]; deletes?: Buffer[]}[]): Promise<void> {
+    const lines = steps.flatMap(({pinPath, updates = [], deletes = []}) => [
       ...updates.map(({key, value}) => `map update pinned ${pinPath} key hex ${hexWords(key)} value hex ${hexWords(value)}`),
       ...deletes.map((key) => `map delete pinned ${pinPath} key hex ${hexWords(key)}`),
-    ]
+    ])
+    if (lines.length === 0) return
     await runChecked(this.shell, ['bpftool', 'batch', 'file', '-'], {stdin: lines.join('\n') + '\n'})
   }
 

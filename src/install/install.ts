@@ -3,14 +3,14 @@ import {existsSync, readFileSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 import type {Clients} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
-import {BPF_OBJECT} from '../datapath/catalogue.js'
+import {BPF_OBJECT, MAPS} from '../datapath/catalogue.js'
 import {execInPod} from '../cluster/exec.js'
 import {errorMessage, UserError} from '../lib/errors.js'
 import {NodeProgress} from '../lib/progress.js'
 import {PINION_VERSION} from '../lib/version-info.js'
 import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
-import {checkCapacity} from '../sync/capacity.js'
+import {checkCapacity, planFill} from '../sync/capacity.js'
 import {AGENT_NAMESPACE, agentInstalled, agentPods, type AgentRollout, applyAgent, removeAgent} from './agent.js'
 import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
@@ -33,7 +33,8 @@ export interface NodeOutcome {
   action?: string
   preflight?: Preflight
   result?: NodeInstallResult
-  plan?: {endpoints: number; entries: number}
+  /** What the plan puts on the node: endpoints, entries, and each map's fill against its size. */
+  plan?: {endpoints: number; entries: number; fill: Record<string, {entries: number; max: number}>}
   error?: string
   durationMs: number
 }
@@ -104,7 +105,8 @@ async function installNodes(api: Clients, options: ClusterOptions & {dryRun: boo
     report('preflight')
     const checks = await preflight(shell, options.pinRoot)
     if (!checks.ok) throw new Error(`preflight failed: ${checks.problems.join('; ')}`)
-    const planned = {endpoints: plan.endpoints.length, entries: plan.entries.length + plan.endpoints.length}
+    const fill = Object.fromEntries([...planFill(plan)].map(([map, entries]) => [map, {entries, max: MAPS.find((spec) => spec.name === map)?.maxEntries ?? 0}]))
+    const planned = {endpoints: plan.endpoints.length, entries: plan.entries.length + plan.endpoints.length, fill}
     if (options.dryRun) return {action: 'would install', preflight: checks, plan: planned}
     const result = await installNode(shell, plan, object, options.pinRoot, report)
     // Policy logging is cluster configuration: a (re)installed node gets it

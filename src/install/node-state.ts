@@ -34,9 +34,13 @@ export interface AgentStatus {
   endpoints: number
   unenforced: {pod: string; problem: string}[]
   policyErrors: {policy: string; error: string}[]
+  /** Objects the planner could not turn into entries (they keep their last ones). */
+  planErrors: string[]
   attachErrors: number
   errors: {time: string; message: string}[]
   fill: Record<string, number>
+  /** How long CNI ADD took here (the agent's part of starting a pod), over the last 1,000. */
+  cniAdd?: {count: number; p50Ms: number; p99Ms: number; maxMs: number}
 }
 
 /** What an install left on a node, read by status, sync and upgrades. */

@@ -109,7 +109,7 @@ export async function nodeStatus(shell: NodeShell, node: string, pinRoot: string
   if (agentPod !== undefined) {
     const report = await agentReport(shell)
     const ready = Boolean(agentPod?.status?.conditions?.some((condition) => condition.type === 'Ready' && condition.status === 'True'))
-    agent = {pod: agentPod?.metadata?.name, ready, restarts: agentPod?.status?.containerStatuses?.[0]?.restartCount ?? 0, appliedResourceVersion: report?.appliedResourceVersion, lagMs: report?.lagMs, lastSyncAt: report?.lastSyncAt, errors: [...(report?.errors ?? []).slice(-3).map((error) => error.message), ...(report?.policyErrors ?? []).map((error) => `policy ${error.policy} fails closed: ${error.error}`)]}
+    agent = {pod: agentPod?.metadata?.name, ready, restarts: agentPod?.status?.containerStatuses?.[0]?.restartCount ?? 0, appliedResourceVersion: report?.appliedResourceVersion, lagMs: report?.lagMs, lastSyncAt: report?.lastSyncAt, errors: [...(report?.errors ?? []).slice(-3).map((error) => error.message), ...(report?.policyErrors ?? []).map((error) => `policy ${error.policy} fails closed: ${error.error}`), ...(report?.planErrors ?? [])]}
     if (!agentPod) problems.push('no agent pod on this node')
     else if (!ready) problems.push(`agent ${agentPod.metadata?.name} is not ready`)
   }

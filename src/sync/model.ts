@@ -472,7 +472,8 @@ export class ClusterModel {
     this.emit((listener) => listener.podChanged(before, after))
   }
 
-  private setNode(name: string, address: string | undefined): void {
+  private setNode(name: string, given: string | undefined): void {
+    const address = given !== undefined && Number.isNaN(ipToInt(given)) ? '' : given
     if (this.nodes.get(name) === address) return
     if (address === undefined) this.nodes.delete(name)
     else this.nodes.set(name, address)
@@ -635,7 +636,7 @@ export class ClusterModel {
   private storeService(service: k8s.V1Service): void {
     const vip = service.spec?.clusterIP
     const key = objectKey(service)
-    if (!vip || vip === 'None' || vip.includes(':')) this.services.delete(key)
+    if (!vip || Number.isNaN(ipToInt(vip))) this.services.delete(key) // headless, IPv6 or malformed
     else this.services.set(key, {vip, ports: service.spec?.ports ?? []})
   }
 
@@ -666,7 +667,8 @@ export class ClusterModel {
       const backends = slices.flatMap((slice) => {
         const port = slice.ports?.find((candidate) => (candidate.name ?? '') === (servicePort.name ?? '') && (candidate.protocol ?? 'TCP') === protocol)
         if (!port?.port) return []
-        return slice.endpoints.filter((endpoint) => endpoint.conditions?.ready !== false).flatMap((endpoint) => endpoint.addresses.map((ip) => ({id: 0, ip, port: port.port!})))
+        // Only IPv4 addresses the datapath can hold (the API server validates them; a bad one must not cost the rest).
+        return slice.endpoints.filter((endpoint) => endpoint.conditions?.ready !== false).flatMap((endpoint) => endpoint.addresses.filter((ip) => !Number.isNaN(ipToInt(ip))).map((ip) => ({id: 0, ip, port: port.port!})))
       })
       backends.sort((a, b) => `${a.ip}:${a.port}`.localeCompare(`${b.ip}:${b.port}`))
       first ??= backends

@@ -55,6 +55,8 @@ const slotKey = (entry: MapEntry) => `${entry.map}/${entry.key.toString('latin1'
 export class NodePlanner implements ModelListener {
   private readonly contributions = new Map<string, MapEntry[]>()
   private readonly slots = new Map<string, Slot>()
+  /** Entries per map, kept with the slots (a capacity check costs nothing). */
+  private readonly counts = new Map<string, number>()
   private readonly dirty = new Set<string>()
   /** Dependency (selector, identity's pods, named port) -> endpoint contributors that used it. */
   private readonly dependents = new Map<string, Set<string>>()
@@ -63,6 +65,8 @@ export class NodePlanner implements ModelListener {
   private readonly endpointPlans = new Map<string, EndpointPlan>()
   /** Effective value of each slot touched in this flush, as it was before. */
   private touched = new Map<string, MapEntry | undefined>()
+  /** Contributors whose entries could not be computed, with why (they keep their last entries). */
+  private readonly failures = new Map<string, string>()
   /** The first flush writes everything: no need to track what it touched. */
   private first = true
 
@@ -139,11 +143,14 @@ export class NodePlanner implements ModelListener {
     return {node: this.node, nodeIp: this.model.nodes.get(this.node) ?? '', endpoints: this.endpoints(), entries: [...this.slots.values()].map((slot) => slot.entry)}
   }
 
-  /** Entries per map in the current plan. */
+  /** What could not be planned (e.g. "svc/default/web: invalid IPv4 address …"). */
+  errors(): string[] {
+    return [...this.failures].map(([contributor, message]) => `${contributor}: ${message}`)
+  }
+
+  /** Entries per map in the current plan (pinion_endpoint: one per local endpoint). */
   fill(): Map<string, number> {
-    const counts = new Map<string, number>()
-    for (const slot of this.slots.values()) counts.set(slot.entry.map, (counts.get(slot.entry.map) ?? 0) + 1)
-    return counts
+    return new Map([...this.counts, ['pinion_endpoint', this.endpointPlans.size]])
   }
 
   endpoints(): EndpointPlan[] {
@@ -158,15 +165,21 @@ export class NodePlanner implements ModelListener {
     // Order does not matter: a key two contributors share takes the smaller contributor's value.
     for (const contributor of [...this.dirty]) {
       this.dirty.delete(contributor)
-      if (contributor.startsWith('ep/')) {
-        const key = contributor.slice(3)
-        const before = this.endpointPlans.get(key)
-        this.setContribution(contributor, this.compileEndpoint(key))
-        const after = this.endpointPlans.get(key)
-        if (after && JSON.stringify(after) !== JSON.stringify(before)) changed.push(after)
-        if (before && !after) removed.push(before)
-      } else {
-        this.setContribution(contributor, this.compute(contributor))
+      try {
+        if (contributor.startsWith('ep/')) {
+          const key = contributor.slice(3)
+          const before = this.endpointPlans.get(key)
+          this.setContribution(contributor, this.compileEndpoint(key))
+          const after = this.endpointPlans.get(key)
+          if (after && JSON.stringify(after) !== JSON.stringify(before)) changed.push(after)
+          if (before && !after) removed.push(before)
+        } else {
+          this.setContribution(contributor, this.compute(contributor))
+        }
+        this.failures.delete(contributor)
+      } catch (error) {
+        // One object the planner cannot encode costs only its own entries (they stay as they were).
+        this.failures.set(contributor, (error as Error).message)
       }
     }
     if (this.first) {
@@ -235,6 +248,7 @@ export class NodePlanner implements ModelListener {
     this.touch(key)
     if (!slot) {
       this.slots.set(key, {contributor, entry})
+      this.counts.set(entry.map, (this.counts.get(entry.map) ?? 0) + 1)
     } else if (slot.contributor === contributor) {
       slot.entry = entry
     } else if (contributor < slot.contributor) {
@@ -260,6 +274,7 @@ export class NodePlanner implements ModelListener {
     const next = slot.others?.size ? [...slot.others.keys()].sort()[0] : undefined
     if (next === undefined) {
       this.slots.delete(key)
+      this.counts.set(slot.entry.map, (this.counts.get(slot.entry.map) ?? 1) - 1)
       return
     }
     slot.contributor = next

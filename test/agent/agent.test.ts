@@ -13,7 +13,7 @@ import {execInPod} from '../../src/cluster/exec.js'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {BpfTool} from '../../src/datapath/bpftool.js'
 import {DEFAULT_PIN_ROOT, mapPinPath} from '../../src/datapath/catalogue.js'
-import {endpointKey, ipcacheKey} from '../../src/datapath/structs.js'
+import {endpointKey, ipcacheKey, lb4Key, lb4Service} from '../../src/datapath/structs.js'
 import {AGENT_NAME, AGENT_NAMESPACE, agentPods} from '../../src/install/agent.js'
 import {install} from '../../src/install/install.js'
 import {AGENT_STATUS_FILE, type AgentStatus} from '../../src/install/node-state.js'
@@ -132,8 +132,15 @@ describe('pinion agent', () => {
     await createPod('fresh-1', lab.nodes[0].name, {app: 'fresh'})
     const pod = await running('fresh-1')
     const started = Date.now()
-    await waitFor('the new backend to answer through its ClusterIP', async () => (await probe('web-2-1', 'tcp', freshVip, 80)).ok, {timeoutMs: 2000, intervalMs: 50})
+    // Every node's Service map holds the backend within 2 s of the pod running; then traffic reaches it.
+    for (const node of lab.nodes.map((item) => item.name)) {
+      await waitFor(`the backend in ${node}'s Service map`, async () => (await new BpfTool(nodeShell(node)).dumpMap(mapPinPath(DEFAULT_PIN_ROOT, 'pinion_services_v2'))).some((row) => {
+        const key = lb4Key.decode(row.key)
+        return key.address === freshVip && key.backendSlot === 0 && (lb4Service.decode(row.value!).count as number) === 1
+      }), {timeoutMs: Math.max(1, 2000 - (Date.now() - started)), intervalMs: 25})
+    }
     expect(Date.now() - started).toBeLessThanOrEqual(2000)
+    expect((await probe('web-2-1', 'tcp', freshVip, 80)).reply).toMatch(/^pinion default\/fresh-1 tcp 80/)
     await deletePod('fresh-1')
     const deleted = Date.now()
     for (const node of lab.nodes.map((item) => item.name)) {

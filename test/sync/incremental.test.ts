@@ -1,7 +1,7 @@
 import type * as k8s from '@kubernetes/client-node'
 import {describe, expect, it} from 'vitest'
 import type {MapEntry} from '../../src/datapath/entries.js'
-import {policyKey} from '../../src/datapath/structs.js'
+import {lb4Key, policyKey} from '../../src/datapath/structs.js'
 import {ClusterModel, type ModelObjects, type ObjectKind} from '../../src/sync/model.js'
 import {type EndpointPlan, NodePlanner} from '../../src/sync/node-planner.js'
 
@@ -183,6 +183,10 @@ describe('incremental planner', () => {
             const expected = fromScratch(cluster, 'n1')
             expect(new Map([...maps].sort()), `seed ${seed} step ${step}`).toEqual(new Map([...expected.entries].sort()))
             expect(byKey([...endpoints.values()]), `seed ${seed} step ${step}`).toEqual(expected.endpoints)
+            // The fill kept with the slots (capacity checks) counts what the maps hold.
+            const counted = new Map<string, number>([['pinion_endpoint', endpoints.size]])
+            for (const key of maps.keys()) counted.set(key.split('/')[0], (counted.get(key.split('/')[0]) ?? 0) + 1)
+            expect(new Map([...planner.fill()].filter(([, count]) => count > 0).sort()), `seed ${seed} step ${step}`).toEqual(new Map([...counted].filter(([, count]) => count > 0).sort()))
           }
         }
       }
@@ -225,5 +229,25 @@ describe('incremental planner', () => {
     expect(plan.entries.filter((entry) => entry.map === 'pinion_policy').map((entry) => policyKey.decode(entry.key))).toEqual([])
     expect(model.policyErrors().map((error) => error.policy).sort()).toEqual(['app/bad-port', 'app/odd'])
     expect(model.policyErrors().find((error) => error.policy === 'app/odd')!.error).toContain('unknown operator "Near"')
+  })
+})
+
+describe('planner robustness', () => {
+  it('an address the datapath cannot hold costs nothing but itself', () => {
+    const model = ClusterModel.fromObjects({
+      nodes: [{metadata: {name: 'n1'}, status: {addresses: [{type: 'InternalIP', address: 'not-an-ip'}]}}],
+      namespaces: [{metadata: {name: 'app'}}],
+      pods: [],
+      services: [{metadata: {namespace: 'app', name: 'web'}, spec: {clusterIP: '10.96.0.10', ports: [{name: 'http', port: 80, protocol: 'TCP'}]}}, {metadata: {namespace: 'app', name: 'odd'}, spec: {clusterIP: '10.96.0.300', ports: [{port: 80}]}}],
+      slices: [{metadata: {namespace: 'app', name: 'web-x', labels: {'kubernetes.io/service-name': 'web'}}, addressType: 'IPv4', ports: [{name: 'http', port: 8080, protocol: 'TCP'}], endpoints: [{addresses: ['10.244.1.256'], conditions: {ready: true}}, {addresses: ['10.244.1.10'], conditions: {ready: true}}]}],
+      policies: [],
+    })
+    const planner = new NodePlanner(model, 'n1')
+    const plan = planner.plan()
+    const frontends = plan.entries.filter((entry) => entry.map === 'pinion_services_v2').map((entry) => lb4Key.decode(entry.key))
+    expect(frontends.filter((key) => key.backendSlot === 0).map((key) => key.address)).toEqual(['10.96.0.10', '10.96.0.10'])
+    expect(plan.entries.filter((entry) => entry.map === 'pinion_backends')).toHaveLength(2) // 10.244.1.10 for TCP and ICMP
+    expect(plan.entries.filter((entry) => entry.map === 'pinion_ipcache')).toHaveLength(0)
+    expect(planner.errors()).toEqual([])
   })
 })

@@ -316,7 +316,9 @@ export class LabApiServer {
     const keep = this.filtered(url)
     const inScope = (object: KubeObject) => (route.namespace === undefined || object.metadata.namespace === route.namespace) && keep(object)
     const requested = url.searchParams.get('resourceVersion')
-    const write = (type: string, object: unknown) => res.write(JSON.stringify({type, object}) + '\n')
+    // A watch that ended (its deadline, or the client left) writes nothing more; a broken socket never crashes the server.
+    const write = (type: string, object: unknown) => void (!res.writableEnded && !res.destroyed && res.write(JSON.stringify({type, object}) + '\n'))
+    res.on('error', () => undefined)
     let since = requested && requested !== '0' ? Number(requested) : this.store.resourceVersion
     res.writeHead(200, {'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked'})
     res.flushHeaders() // clients wait for headers before they count the watch as started
@@ -348,11 +350,14 @@ export class LabApiServer {
       return
     }
     const timeout = Number(url.searchParams.get('timeoutSeconds') ?? 1800)
-    const timer = setTimeout(() => res.end(), timeout * 1000)
     const stop = () => {
       clearTimeout(timer)
       unsubscribe()
     }
+    const timer = setTimeout(() => {
+      stop()
+      res.end()
+    }, timeout * 1000)
     req.on('close', stop)
     res.on('finish', stop)
   }
