@@ -261,15 +261,22 @@ export class Agent {
     this.finished(started)
   }
 
+  /** Why the current plan cannot be written (a map it overfills), remembered until a full reconcile; undefined when it fits. */
+  private overfullMessage(): string | undefined {
+    const over = overCapacity(this.planner!.fill())
+    if (!over.length) return undefined
+    this.overfull = true
+    return `the plan does not fit, nothing written: ${over.join('; ')}`
+  }
+
   private async flush(): Promise<{updated: number; deleted: number}> {
     const started = Date.now()
     const version = this.newestVersion()
     const delta = this.planner!.flush()
     // A plan that does not fit is not written at all; once it fits again, a full reconcile catches up.
-    const over = overCapacity(this.planner!.fill())
-    if (over.length) {
-      this.overfull = true
-      this.recordError(`the plan does not fit, nothing written: ${over.join('; ')}`)
+    const overfull = this.overfullMessage()
+    if (overfull) {
+      this.recordError(overfull)
       return {updated: 0, deleted: 0}
     }
     if (this.overfull) {
@@ -294,16 +301,15 @@ export class Agent {
   async reconcile(reason: string): Promise<{updated: number; deleted: number; reattached: number; durationMs: number}> {
     const started = Date.now()
     const version = this.newestVersion()
-    const plan = this.planner!.plan()
-    const over = overCapacity(this.planner!.fill())
-    if (over.length) {
-      this.overfull = true
-      throw new Error(`the plan does not fit, nothing written: ${over.join('; ')}`)
-    }
-    const changes = await this.datapath.reconcile(plan)
+    // Pending events first, the usual way; what the read-back then still finds is drift.
+    const delta = this.planner!.flush()
+    const overfull = this.overfullMessage()
+    if (overfull) throw new Error(overfull)
+    await this.datapath.apply(delta).catch((error) => this.recordError(`write before reconcile failed: ${errorMessage(error)}`))
+    const changes = await this.datapath.reconcile(this.planner!.plan())
     this.fullReconciles++
     this.appliedVersion = version
-    if (changes.updated + changes.deleted + changes.reattached > 0) this.options.log(`${reason}: corrected +${changes.updated}/-${changes.deleted} entries, re-attached ${changes.reattached} interfaces`)
+    if (changes.updated + changes.deleted + changes.reattached > 0) this.options.log(`${reason}: the node had drifted: corrected +${changes.updated}/-${changes.deleted} entries, re-attached ${changes.reattached} interfaces`)
     this.finished(started)
     return {updated: changes.updated, deleted: changes.deleted, reattached: changes.reattached, durationMs: Date.now() - started}
   }

@@ -1,4 +1,5 @@
 import type * as k8s from '@kubernetes/client-node'
+import type {ClusterSnapshot} from '../cluster/snapshot.js'
 import {IDENTITY, REV_NAT_MAX} from '../datapath/constants.js'
 import type {BackendSpec} from '../datapath/entries.js'
 import {type LabelSelector, matchesSelector} from '../lib/selectors.js'
@@ -93,14 +94,8 @@ export interface ModelListener {
 
 export type ObjectKind = 'Pod' | 'Namespace' | 'Node' | 'Service' | 'EndpointSlice' | 'NetworkPolicy'
 
-export interface ModelObjects {
-  nodes: k8s.V1Node[]
-  namespaces: k8s.V1Namespace[]
-  pods: k8s.V1Pod[]
-  services: k8s.V1Service[]
-  slices: k8s.V1EndpointSlice[]
-  policies: k8s.V1NetworkPolicy[]
-}
+/** Everything the model is built from: a cluster snapshot. */
+export type ModelObjects = ClusterSnapshot
 
 // ---- addresses ----
 

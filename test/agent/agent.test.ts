@@ -8,6 +8,7 @@ import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type * as k8s from '@kubernetes/client-node'
+import {RbacAuthorizationV1Api} from '@kubernetes/client-node'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {execInPod} from '../../src/cluster/exec.js'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
@@ -15,7 +16,7 @@ import {BpfTool} from '../../src/datapath/bpftool.js'
 import {DEFAULT_PIN_ROOT, mapPinPath} from '../../src/datapath/catalogue.js'
 import {endpointKey, ipcacheKey, lb4Key, lb4Service} from '../../src/datapath/structs.js'
 import {AGENT_NAME, AGENT_NAMESPACE, agentPods} from '../../src/install/agent.js'
-import {install} from '../../src/install/install.js'
+import {install, uninstall} from '../../src/install/install.js'
 import {AGENT_STATUS_FILE, type AgentStatus} from '../../src/install/node-state.js'
 import {clusterStatus} from '../../src/install/status.js'
 import {labDir, nodeExecPrefix} from '../../src/lab/config.js'
@@ -291,5 +292,20 @@ describe('pinion agent', () => {
     expect((await probe('newcomer-1', 'tcp', vip, 80)).reply).toMatch(/^pinion default\/web-\d-1 tcp 80/)
     await deletePod('newcomer-1')
     await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'new-node'})
+  })
+
+  it('uninstall removes the agent, its RBAC, the CNI chain entry and the datapath; pods then start without it', async () => {
+    const outcomes = await uninstall(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, timeoutMs: 60_000})
+    expect(outcomes.every((outcome) => outcome.ok), JSON.stringify(outcomes)).toBe(true)
+    expect((await agentPods(api)).size).toBe(0)
+    await expect(api.config.makeApiClient(RbacAuthorizationV1Api).readClusterRole({name: AGENT_NAME})).rejects.toMatchObject({code: 404})
+    for (const node of readState(lab.name)!.nodes.map((item) => item.name)) {
+      const conflist = (await nodeShell(node).run(['sh', '-c', 'cat /etc/cni/net.d/*.conflist; ls /etc/cni/net.d /opt/cni/bin'])).stdout.toString()
+      expect(conflist).not.toContain('pinion-cni')
+      expect((await nodeShell(node).run(['test', '-e', `${DEFAULT_PIN_ROOT}/progs/from_pod`])).exitCode).not.toBe(0)
+    }
+    await createPod('after-uninstall', lab.nodes[0].name, {app: 'after'})
+    expect((await running('after-uninstall')).status!.podIP).toBeTruthy()
+    await deletePod('after-uninstall')
   })
 })
