@@ -253,7 +253,7 @@ describe('pinion agent', () => {
     expect((JSON.parse(synced) as {node: string; action: string}[]).map((outcome) => outcome.action)).toContain('synced by agent')
     expect((await clusterStatus(api, access, [node], DEFAULT_PIN_ROOT))[0]).toMatchObject({health: 'healthy', unenforced: []})
     await deletePod('waiting-1')
-  })
+  }, 180_000)
 
   it('writes policy log records on the node without any CLI running, and policy-logging logs reads them', async () => {
     await setLoggingConfig(api, access, DEFAULT_PIN_ROOT, {allow: {log: false, delegate: false}, deny: {log: true, delegate: false}})

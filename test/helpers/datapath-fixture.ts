@@ -2,7 +2,7 @@ import {execFileSync} from 'node:child_process'
 import {mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {BpfTool} from '../../src/datapath/bpftool.js'
+import {BpfTool, type ProgRunResult} from '../../src/datapath/bpftool.js'
 import {mapPinPath, MAPS, programPinPath} from '../../src/datapath/catalogue.js'
 import {MARK_DRYRUN} from '../../src/datapath/constants.js'
 import {byMap, type MapEntry} from '../../src/datapath/entries.js'
@@ -85,7 +85,17 @@ export class DatapathFixture {
 
   async run(program: 'from_pod' | 'to_pod', frame: Buffer, options: {ifindex: string; dryRun?: boolean}): Promise<RunOutcome> {
     const ctx = skBuff.encode({ifindex: this.ifindex(options.ifindex), mark: options.dryRun ? MARK_DRYRUN : 0})
-    const result = await this.runner.progRun(programPinPath(this.pinRoot, program), frame, ctx)
+    return this.outcome(await this.runner.progRun(programPinPath(this.pinRoot, program), frame, ctx))
+  }
+
+  /** Frames of one flow run back to back in one bpftool process (no time for the flow cache to go stale between them). */
+  async runBurst(program: 'from_pod' | 'to_pod', frames: readonly Buffer[], options: {ifindex: string}): Promise<RunOutcome[]> {
+    const ctx = skBuff.encode({ifindex: this.ifindex(options.ifindex), mark: 0})
+    const results = await this.runner.progRunMany(programPinPath(this.pinRoot, program), frames.map((data) => ({data, ctx})))
+    return results.map((result) => this.outcome(result))
+  }
+
+  private outcome(result: ProgRunResult): RunOutcome {
     const out = skBuff.decode(result.ctxOut)
     let packet: ParsedPacket | undefined
     try {
