@@ -60,7 +60,11 @@ export async function execInPod(config: k8s.KubeConfig, namespace: string, pod: 
   })
 
   let timer: NodeJS.Timeout | undefined
-  const stop = () => socket.close()
+  // A close handshake the server is slow to answer must not hold the caller (ws waits 30 s for it otherwise).
+  const stop = () => {
+    socket.close()
+    setTimeout(() => (socket as unknown as {terminate?: () => void}).terminate?.(), 2000).unref()
+  }
   // A signal that fired while the socket was opening fires no event any more.
   if (options.signal?.aborted) stop()
   else options.signal?.addEventListener('abort', stop, {once: true})

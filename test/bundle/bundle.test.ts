@@ -60,7 +60,7 @@ describe('pinion support-bundle', () => {
     expect(manifest.clusterVersion).toMatch(/^v1\./)
     expect(Object.keys(manifest.checksums).sort()).toEqual(files.filter((file) => file !== 'manifest.json'))
     for (const [file, sum] of Object.entries(manifest.checksums)) expect(createHash('sha256').update(readFileSync(join(root, file))).digest('hex'), file).toBe(sum)
-  })
+  }, 120_000)
 
   it('never contains the cluster token or the CA key', async () => {
     const result = await supportBundle(api, options(join(dir, 'secrets.tar.gz')))
@@ -80,7 +80,7 @@ describe('pinion support-bundle', () => {
     const events = readFileSync(join(recent.root, 'cluster/events.yaml'), 'utf8')
     expect(events).not.toContain('Ancient')
     expect(events).toContain('Started')
-  })
+  }, 180_000) // two bundles, next to the other lab tests on two cores
 
   it('still writes a bundle when a node is down, marks it failed, and the CLI exits partial', async () => {
     const down = readState(lab.name)!.nodes[1]
