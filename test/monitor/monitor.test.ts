@@ -80,12 +80,18 @@ describe('NetworkPolicy logging', () => {
     await uninstall(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false})
     expect((await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false})).nodes.map((outcome) => outcome.action)).toEqual(['installed', 'installed'])
     const records: PolicyLogRecord[] = []
+    let burstSeconds = 0
     const summary: LogSummary[] = await during((signal, ready) => policyLogs(api, access, [], DEFAULT_PIN_ROOT, {ratePerSecond: 1, denyWindowMs: 100, ready}, signal, (record) => records.push(record)), async () => {
-      for (let i = 0; i < 10; i++) await probe('udp', 53)
+      // Ten denied connections at once; a loaded machine may stretch the burst, so the bound follows its length.
+      const started = Date.now()
+      await Promise.all(Array.from({length: 10}, () => probe('udp', 53)))
+      burstSeconds = (Date.now() - started) / 1000
     })
     const node2 = summary.find((node) => node.node === lab.nodes[1].name)!
     expect(records.length + node2.rateLimited).toBe(10)
-    expect(node2.rateLimited).toBeGreaterThanOrEqual(5)
+    // A token bucket of 1 record per second admits at most 1 + 1 per second of the burst.
+    expect(records.length).toBeLessThanOrEqual(2 + Math.ceil(burstSeconds)) // one more for delivery jitter
+    expect(node2.rateLimited).toBeGreaterThanOrEqual(1)
     expect(records.every((record) => record.disposition === 'deny')).toBe(true)
   })
 })
