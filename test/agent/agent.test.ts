@@ -3,7 +3,7 @@
  * (DaemonSet, chained CNI plugin), then pods, policies, Services, agent
  * crashes, an API server outage and a third node, with nobody running sync.
  */
-import {type ChildProcess, spawn} from 'node:child_process'
+import {type ChildProcess, execFileSync, spawn} from 'node:child_process'
 import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
@@ -22,6 +22,7 @@ import {clusterStatus} from '../../src/install/status.js'
 import {labDir, nodeExecPrefix} from '../../src/lab/config.js'
 import {labAddNode, type LabSummary} from '../../src/lab/lab.js'
 import {readState} from '../../src/lab/state.js'
+import {processAlive} from '../../src/lib/process.js'
 import {waitFor} from '../../src/lib/wait.js'
 import {POLICY_LOG_FILE, type PolicyLogRecord, setLoggingConfig} from '../../src/monitor/policy-logging.js'
 import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
@@ -173,8 +174,14 @@ describe('pinion agent', () => {
     await say('before')
     const before = await agentStatus(node)
     const agentPod = await agentReady(node)
+    // Its event reader (and anything else it runs) must die with it.
+    const children = await waitFor('the agent\'s event reader', () => {
+      const pids = execFileSync('ps', ['-o', 'pid=', '--ppid', String(before.pid)], {encoding: 'utf8'}).trim().split(/\s+/).filter(Boolean).map(Number)
+      return pids.length ? pids : undefined
+    }, {timeoutMs: 10_000})
     process.kill(before.pid, 'SIGKILL')
     await say('agent-dead')
+    await waitFor('the killed agent\'s children to go', () => children.every((pid) => !processAlive(pid)), {timeoutMs: 5000})
     // The kubelet restarts it; it adopts the pinned maps and converges without re-creating them.
     await waitFor('the agent to restart', async () => (await agentStatus(node).catch(() => before)).pid !== before.pid, {timeoutMs: 30_000, intervalMs: 100})
     const restarted = await agentReady(node)

@@ -40,7 +40,8 @@ export default class AgentCommand extends BaseCommand {
       node,
       pinRoot: flags['pin-root'],
       config: agentKubeConfig(this.globals),
-      shell: new LocalShell(node),
+      // Whatever the agent runs (the event reader above all) dies with it, even when the agent is SIGKILLed.
+      shell: new LocalShell(node, ['setpriv', '--pdeathsig', 'KILL', '--']),
       object: datapathObject(),
       debounceMs: parseDuration(flags.debounce),
       resyncMs: parseDuration(flags['resync-interval']),
