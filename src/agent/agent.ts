@@ -16,7 +16,7 @@ import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../install/no
 export {AGENT_SOCKET} from '../install/node-state.js'
 import {errorMessage} from '../lib/errors.js'
 import type {NodeShell} from '../nodes/shell.js'
-import {ClusterModel, type ObjectKind} from '../sync/model.js'
+import {ClusterModel, objectKey, type ObjectKind} from '../sync/model.js'
 import {checkCapacity, overCapacity} from '../sync/capacity.js'
 import {NodePlanner} from '../sync/node-planner.js'
 import {NodeDatapath} from './datapath.js'
@@ -51,7 +51,6 @@ const WATCHES: {kind: ObjectKind; path: string}[] = [
   {kind: 'NetworkPolicy', path: '/apis/networking.k8s.io/v1/networkpolicies'},
 ]
 
-const keyOf = (object: KubeObjectLike) => `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`
 
 export interface CniRequest {
   namespace: string
@@ -176,7 +175,7 @@ export class Agent {
     this.trackLogging(kind, object, true)
     if (kind === 'Pod') {
       const pod = object as k8s.V1Pod
-      const key = keyOf(pod)
+      const key = objectKey(pod)
       if (pod.spec?.nodeName === this.options.node) this.localPods.set(key, pod)
       else this.localPods.delete(key)
       for (const wake of this.podWaiters.splice(0)) wake()
@@ -190,8 +189,8 @@ export class Agent {
   private remove(kind: ObjectKind, object: KubeObjectLike): void {
     this.trackLogging(kind, object, false)
     if (kind === 'Pod') {
-      this.localPods.delete(keyOf(object))
-      this.cniAddresses.delete(keyOf(object))
+      this.localPods.delete(objectKey(object))
+      this.cniAddresses.delete(objectKey(object))
     }
     this.model.remove(kind, object)
     this.changed()
@@ -199,7 +198,7 @@ export class Agent {
 
   /** A local pod the CNI plugin has plumbed, with that address until its status shows one. */
   private withCniAddress(pod: k8s.V1Pod): k8s.V1Pod {
-    const cni = this.cniAddresses.get(keyOf(pod))
+    const cni = this.cniAddresses.get(objectKey(pod))
     if (!cni || pod.status?.podIP) return pod
     return {...pod, status: {...pod.status, podIP: cni.ip, podIPs: [{ip: cni.ip}]}}
   }
@@ -390,7 +389,7 @@ export class Agent {
 
   /** Namespaces and policies that opt in under delegated logging; policy names by id are rebuilt when policies change. */
   private trackLogging(kind: ObjectKind, object: KubeObjectLike, present: boolean): void {
-    const key = kind === 'Namespace' ? object.metadata?.name ?? '' : keyOf(object)
+    const key = kind === 'Namespace' ? object.metadata?.name ?? '' : objectKey(object)
     const set = kind === 'Namespace' ? this.namespacesLogging : kind === 'NetworkPolicy' ? this.policiesLogging : undefined
     if (!set) return
     if (present && object.metadata?.annotations?.[LOGGING_ANNOTATION] === 'true') set.add(key)

@@ -150,7 +150,8 @@ function blockHolds(block: ParsedBlock, inner: {base: number; bits: number}): bo
 
 // ---- objects ----
 
-const objectKey = (object: {metadata?: k8s.V1ObjectMeta}) => `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`
+/** namespace/name: how the model, the planner and the agent key objects. */
+export const objectKey = (object: {metadata?: k8s.V1ObjectMeta}) => `${object.metadata?.namespace ?? ''}/${object.metadata?.name ?? ''}`
 
 function sortedLabels(labels: Record<string, string> | undefined): string {
   return Object.entries(labels ?? {})
@@ -506,6 +507,11 @@ export class ClusterModel {
     for (const cidr of before?.cidrs ?? []) this.releaseCidr(cidr)
     const namespace = (after ?? before)!.namespace
     this.emit((listener) => listener.policyChanged(namespace))
+  }
+
+  /** Keys of the model's pods in a namespace. */
+  podsIn(namespace: string): Iterable<string> {
+    return this.podsByNamespace.get(namespace) ?? []
   }
 
   /** Policies that cannot be compiled (they isolate what they select and allow nothing), with the reason. */

@@ -107,8 +107,8 @@ export class NodePlanner implements ModelListener {
   }
 
   policyChanged(namespace: string): void {
-    for (const pod of this.model.pods.values()) if (pod.node === this.node && pod.namespace === namespace) this.dirty.add(`ep/${pod.key}`)
-    for (const key of this.endpointPlans.keys()) if (key.startsWith(`${namespace}/`)) this.dirty.add(`ep/${key}`)
+    // This node's endpoints there (a pod that left the model or the node is dirty already).
+    for (const key of this.model.podsIn(namespace)) if (this.model.pods.get(key)!.node === this.node) this.dirty.add(`ep/${key}`)
   }
 
   serviceChanged(key: string): void {
