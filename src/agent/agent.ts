@@ -1,6 +1,8 @@
+import {setMaxListeners} from 'node:events'
 import {mkdirSync, renameSync, writeFileSync} from 'node:fs'
 import {dirname} from 'node:path'
 import type * as k8s from '@kubernetes/client-node'
+import {CoreV1Api} from '@kubernetes/client-node'
 import {DEFAULT_INFORMER_OPTIONS, Informer, type InformerOptions, type KubeObjectLike} from '../cluster/informer.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
@@ -16,6 +18,7 @@ import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../install/no
 export {AGENT_SOCKET} from '../install/node-state.js'
 import {errorMessage} from '../lib/errors.js'
 import type {NodeShell} from '../nodes/shell.js'
+import {AGENT_HOLDER_PREFIX, AGENT_LEASE, LEASE_NAMESPACE, NodeLease} from '../nodes/node-lease.js'
 import {ClusterModel, objectKey, type ObjectKind} from '../sync/model.js'
 import {checkCapacity, overCapacity} from '../sync/capacity.js'
 import {NodePlanner} from '../sync/node-planner.js'
@@ -40,6 +43,8 @@ export interface AgentOptions {
   /** Policy logging on the node (records per second, deny aggregation window, file); undefined: off. */
   policyLog?: {ratePerSecond: number; denyWindowMs: number; file: string; maxBytes: number; keep: number}
   log: (line: string) => void
+  /** Hold the node's writer lease (shared with install/uninstall/sync); off only in unit set-ups without a cluster. */
+  lease?: boolean
 }
 
 const WATCHES: {kind: ObjectKind; path: string}[] = [
@@ -108,9 +113,21 @@ export class Agent {
   private logger?: PolicyLogger
   private overfull = false
   private readonly cniAddMs: number[] = []
+  /** The node's writer lease: the agent writes only while it holds it, and hands it to a CLI that asks. */
+  private readonly lease?: NodeLease
+  private leaseWaiters: (() => void)[] = []
+  private handingOver = false
+  /** Who had the node while the agent did not (a full reconcile follows when it is back). */
+  private pausedFor?: string
 
   constructor(private readonly options: AgentOptions) {
+    // Informers, the lease and the policy logger all wait on this signal.
+    setMaxListeners(64, this.controller.signal)
     this.datapath = new NodeDatapath(options.shell, options.pinRoot)
+    if (options.lease !== false) {
+      const config = options.config
+      this.lease = new NodeLease({config, core: config.makeApiClient(CoreV1Api)}, options.node, `${AGENT_HOLDER_PREFIX}${options.node}`, AGENT_LEASE)
+    }
   }
 
   get isReady(): boolean {
@@ -138,6 +155,17 @@ export class Agent {
     }, informerOptions)
     configMaps.start(this.controller.signal)
     this.informers.push(configMaps)
+    if (this.lease) {
+      const leases = new Informer<KubeObjectLike>(this.options.config, `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NAMESPACE}/leases?fieldSelector=${encodeURIComponent(`metadata.name=${this.lease.name}`)}`, {
+        upsert: (object) => this.onLease(object as k8s.V1Lease),
+        remove: () => {},
+        state: (message) => this.options.log(message),
+      }, informerOptions)
+      leases.start(this.controller.signal)
+      this.informers.push(leases)
+      await this.lease.acquire(this.controller.signal, (holder) => this.options.log(`waiting for ${holder}, which is changing this node`))
+      this.options.log(`holding the writer lease ${LEASE_NAMESPACE}/${this.lease.name}`)
+    }
     if (this.synced.size < WATCHES.length + 1) await new Promise<void>((resolve) => this.syncedWaiters.push(resolve))
     this.planner = new NodePlanner(this.model, this.options.node)
     await this.enqueue(() => this.converge())
@@ -162,11 +190,70 @@ export class Agent {
     if (this.synced.size === WATCHES.length + 1) for (const wake of this.syncedWaiters.splice(0)) wake()
   }
 
-  /** Stop watching; the datapath stays as it is. */
+  /** Stop watching; the datapath stays as it is. The lease is given up so the next writer need not wait. */
   async stop(): Promise<void> {
     this.controller.abort()
+    for (const wake of this.leaseWaiters.splice(0)) wake()
     await Promise.all(this.informers.map((informer) => informer.stopped()))
     await this.queue.catch(() => {})
+    await this.lease?.release()
+  }
+
+  // ---- the writer lease ----
+
+  /** A change of the node's lease: hand it over when a CLI asks; take it back (and reconcile) once it is free. */
+  private onLease(object: k8s.V1Lease): void {
+    const lease = this.lease!
+    lease.observe(object)
+    const asker = lease.handoverRequest(object)
+    if (asker && !this.handingOver) {
+      this.handingOver = true
+      // After the write in progress, never during it.
+      void this.serialize(async () => {
+        if (lease.held && (await lease.handOver(asker))) {
+          this.pausedFor = asker
+          this.options.log(`handed this node over to ${asker}; writes wait until it is done`)
+        }
+      }).finally(() => (this.handingOver = false))
+      return
+    }
+    if (!lease.held && lease.free(object) && !this.controller.signal.aborted) void this.retake()
+  }
+
+  private retaking = false
+
+  private async retake(): Promise<void> {
+    if (this.retaking) return
+    this.retaking = true
+    try {
+      await this.lease!.acquire(this.controller.signal)
+      const after = this.pausedFor
+      this.pausedFor = undefined
+      this.options.log(`holding the writer lease again${after ? ` (after ${after})` : ''}`)
+      for (const wake of this.leaseWaiters.splice(0)) wake()
+      // Someone else wrote the node meanwhile: read it back and make it right.
+      if (this.ready) void this.enqueue(() => this.reconcile(`the node was changed by ${after ?? 'another writer'}`))
+    } catch (error) {
+      if (!this.controller.signal.aborted) this.recordError(`cannot take the writer lease back: ${errorMessage(error)}`)
+    } finally {
+      this.retaking = false
+    }
+  }
+
+  /** Resolves once the agent may write the node (it holds the lease). */
+  private async writable(): Promise<void> {
+    while (this.lease && !this.lease.held && !this.controller.signal.aborted) {
+      // Renewal failed for a while (API gone) or the lease is someone else's: wait to get it back.
+      if (!this.retaking && this.lease.free()) void this.retake()
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000)
+        this.leaseWaiters.push(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+      })
+    }
+    if (this.lease && !this.lease.held) throw new Error('the agent is stopping: nothing more is written')
   }
 
   // ---- events ----
@@ -216,6 +303,14 @@ export class Agent {
 
   /** One writer at a time: flushes, reconciliations and CNI requests run in order. */
   private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    return this.serialize(async () => {
+      await this.writable()
+      return work()
+    })
+  }
+
+  /** In the one queue of writes, without waiting for the lease (handing it over is itself a step in that queue). */
+  private serialize<T>(work: () => Promise<T>): Promise<T> {
     const next = this.queue.then(work)
     this.queue = next.catch((error) => this.recordError(errorMessage(error)))
     return next
@@ -354,6 +449,7 @@ export class Agent {
 
   private async enforcePod(request: CniRequest): Promise<{endpointId: number; identity: number}> {
     if (!this.ready) throw new AgentError('the Pinion agent is not ready yet', 503)
+    if (this.lease && !this.lease.held) throw new AgentError(`the node is being changed by ${this.lease.holder ?? 'another writer'}: try again shortly`, 503)
     if (!request.ip || !request.interface) throw new AgentError('ADD needs the pod address and its host interface (prevResult)', 400)
     const key = `${request.namespace}/${request.name}`
     const pod = await this.localPod(key, 5000)
@@ -470,6 +566,7 @@ export class Agent {
       planErrors: this.planner?.errors() ?? [],
       attachErrors: this.datapath.attachErrors,
       errors: [...this.errors],
+      lease: this.lease ? {name: `${LEASE_NAMESPACE}/${this.lease.name}`, held: this.lease.held, holder: this.lease.holder} : undefined,
       fill,
       cniAdd: this.cniAddMs.length ? (() => {
         const sorted = [...this.cniAddMs].sort((a, b) => a - b)

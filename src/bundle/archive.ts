@@ -1,5 +1,5 @@
 import {createHash} from 'node:crypto'
-import {createWriteStream} from 'node:fs'
+import type {FileHandle} from 'node:fs/promises'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
 import {pack} from 'tar-stream'
@@ -16,14 +16,22 @@ export class BundleArchive {
     return Object.fromEntries([...this.files].map(([path, data]) => [path, createHash('sha256').update(data).digest('hex')]))
   }
 
-  async write(root: string, file: string): Promise<void> {
+  /** Write the tarball to an open file (opened before collecting, so an unwritable path fails first); closes it. */
+  async write(root: string, file: FileHandle): Promise<void> {
     const archive = pack()
-    const done = pipeline(archive, createGzip(), createWriteStream(file, {mode: 0o600}))
+    // The pipeline's failure (disk full, I/O error) is what this call rejects with; nothing throws from a stream.
+    const done = pipeline(archive, createGzip(), file.createWriteStream())
+    let failed = false
+    done.catch(() => {
+      failed = true
+      archive.destroy()
+    })
     const mtime = new Date()
     for (const [path, data] of [...this.files].sort(([a], [b]) => a.localeCompare(b))) {
-      await new Promise<void>((resolve, reject) => archive.entry({name: `${root}/${path}`, size: data.length, mode: 0o644, mtime}, data, (error) => (error ? reject(error) : resolve())))
+      if (failed) break
+      await new Promise<void>((resolve) => archive.entry({name: `${root}/${path}`, size: data.length, mode: 0o644, mtime}, data, () => resolve()))
     }
-    archive.finalize()
+    if (!failed) archive.finalize()
     await done
   }
 }

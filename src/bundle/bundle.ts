@@ -1,16 +1,19 @@
-import {statSync} from 'node:fs'
+import {type FileHandle, open, rename, stat, unlink} from 'node:fs/promises'
 import * as k8s from '@kubernetes/client-node'
 import {stringify} from 'yaml'
 import {apiErrorMessage, type Clients} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
-import {errorMessage} from '../lib/errors.js'
+import {onDeadline} from '../lib/deadline.js'
+import {errorMessage, UsageError} from '../lib/errors.js'
 import {mapSettled} from '../lib/pool.js'
 import {NodeProgress} from '../lib/progress.js'
 import {PINION_VERSION} from '../lib/version-info.js'
 import {clusterNames} from '../maps/dump.js'
 import {DEBUG_NAMESPACE} from '../nodes/debug-pods.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
+import {NotInstalledError, requireInstalled} from '../install/node-state.js'
 import {BundleArchive} from './archive.js'
+import {redactText, redactValue} from './redact.js'
 import {nodeTasks} from './node-tasks.js'
 
 export interface BundleOptions {
@@ -31,6 +34,8 @@ export interface TaskRecord {
   scope: string
   file: string
   ok: boolean
+  /** Why the task did not run (e.g. Pinion is not installed on the node); not a failure. */
+  skipped?: string
   durationMs: number
   error?: string
 }
@@ -41,7 +46,7 @@ export interface Manifest {
   clusterVersion?: string
   since?: string
   nodesAsked: string[]
-  nodes: Record<string, {ok: boolean; durationMs: number; error?: string; fallback?: string}>
+  nodes: Record<string, {ok: boolean; durationMs: number; error?: string; fallback?: string; pinion?: 'installed' | 'not installed'}>
   tasks: TaskRecord[]
   checksums: Record<string, string>
 }
@@ -51,17 +56,6 @@ export interface BundleResult {
   bytes: number
   partial: boolean
   manifest: Manifest
-}
-
-const SENSITIVE = /pass|secret|token|key|credential/i
-
-/** Cluster objects without managedFields and without values of sensitive-looking env vars. */
-function clean(object: unknown): unknown {
-  return JSON.parse(JSON.stringify(object, (key, value) => {
-    if (key === 'managedFields') return undefined
-    if (value && typeof value === 'object' && typeof value.name === 'string' && 'value' in value && SENSITIVE.test(value.name)) return {...value, value: '<redacted>'}
-    return value
-  }))
 }
 
 async function withTimeout<T>(ms: number, what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -89,6 +83,29 @@ async function withTimeout<T>(ms: number, what: string, run: (signal: AbortSigna
  * the bundle is always written. Secrets are never collected.
  */
 export async function supportBundle(api: Clients, options: BundleOptions): Promise<BundleResult> {
+  // The destination is checked (and held) before anything is collected; the bundle appears under its name only when complete.
+  const partPath = `${options.file}.part-${process.pid}`
+  let output: FileHandle
+  try {
+    output = await open(partPath, 'w', 0o600)
+  } catch (error) {
+    throw new UsageError(`cannot write the bundle to ${options.file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (error as NodeJS.ErrnoException).code ?? errorMessage(error)}`)
+  }
+  const unregister = onDeadline(() => unlink(partPath).catch(() => {}))
+  try {
+    const result = await collect(api, options, output)
+    await rename(partPath, options.file)
+    return {...result, bytes: (await stat(options.file)).size}
+  } catch (error) {
+    await output.close().catch(() => {})
+    await unlink(partPath).catch(() => {})
+    throw error
+  } finally {
+    unregister()
+  }
+}
+
+async function collect(api: Clients, options: BundleOptions, output: FileHandle): Promise<Omit<BundleResult, 'bytes'>> {
   const archive = new BundleArchive()
   const tasks: TaskRecord[] = []
   const record = async (scope: string, file: string, run: (signal: AbortSignal) => Promise<string | Buffer>, timeoutMs = options.taskTimeoutMs) => {
@@ -112,20 +129,21 @@ export async function supportBundle(api: Clients, options: BundleOptions): Promi
     tasks.push({scope: 'cluster', file: 'version', ok: false, durationMs: 0, error: apiErrorMessage(error)})
   }
   const objects: Record<string, unknown[]> = {nodes: snapshot.nodes, namespaces: snapshot.namespaces, pods: snapshot.pods, services: snapshot.services, endpointslices: snapshot.slices, networkpolicies: snapshot.policies}
-  for (const [name, items] of Object.entries(objects)) await record('cluster', `${name}.yaml`, async () => stringify(clean(items)))
+  for (const [name, items] of Object.entries(objects)) await record('cluster', `${name}.yaml`, async () => stringify(redactValue(items)))
   await record('cluster', 'events.yaml', async () => {
     const {items} = await api.core.listEventForAllNamespaces()
     const recent = items.filter((event) => !since || Date.parse(String(event.lastTimestamp ?? event.eventTime ?? event.metadata?.creationTimestamp ?? 0)) >= since)
-    return stringify(clean(recent))
+    return stringify(redactValue(recent))
   })
   await record('cluster', 'pinion-system.yaml', async () => {
     const {items} = await api.core.listNamespacedPod({namespace: DEBUG_NAMESPACE}).catch(() => ({items: [] as k8s.V1Pod[]}))
-    return stringify(clean(items))
+    return stringify(redactValue(items))
   })
 
   // Nodes: each on its own deadline; a node that cannot be reached falls back to what the API knows.
   const names = clusterNames(snapshot)
   const perNode = nodeTasks(options.pinRoot, names, options.eventWindowMs, since ? new Date(since) : undefined)
+  const pinion = new Map<string, 'installed' | 'not installed'>()
   await withNodeAccess(api, {...options.access, concurrency: options.concurrency}, async (access) => {
     const nodes = await access.nodes(options.nodes)
     manifest.nodesAsked = nodes
@@ -133,29 +151,37 @@ export async function supportBundle(api: Clients, options: BundleOptions): Promi
     const results = await mapSettled(nodes, options.concurrency, (node) => withTimeout(options.timeoutPerNodeMs, `node ${node}`, async () => {
       progress?.update(node, 'reaching the node')
       const shell = await access.shell(node)
+      // A node without Pinion still gives its network and kernel state; the datapath files are skipped, and said so.
+      const installed = await requireInstalled(shell, options.pinRoot).then(() => true, (error) => {
+        if (error instanceof NotInstalledError) return false
+        throw error
+      })
+      pinion.set(node, installed ? 'installed' : 'not installed')
+      const runnable = perNode.filter((task) => installed || !task.datapath)
+      for (const task of perNode.filter((candidate) => !runnable.includes(candidate))) tasks.push({scope: node, file: task.file, ok: true, skipped: 'Pinion is not installed on this node', durationMs: 0})
       let done = 0
-      await mapSettled(perNode.map((task) => task.file), 4, async (file) => {
-        const task = perNode.find((candidate) => candidate.file === file)!
+      await mapSettled(runnable.map((task) => task.file), 4, async (file) => {
+        const task = runnable.find((candidate) => candidate.file === file)!
         await record(node, file, (signal) => task.run(shell, signal))
-        progress?.update(node, `${++done}/${perNode.length} files`)
+        progress?.update(node, `${++done}/${runnable.length} files`)
       })
       const failed = tasks.filter((task) => task.scope === node && !task.ok).length
-      progress?.done(node, failed ? `${failed} tasks failed` : undefined)
+      progress?.done(node, [installed ? '' : 'not installed', failed ? `${failed} tasks failed` : ''].filter(Boolean).join('; ') || undefined)
     }))
     for (const result of results) {
-      manifest.nodes[result.item] = {ok: result.ok, durationMs: result.durationMs, error: result.error}
+      manifest.nodes[result.item] = {ok: result.ok, durationMs: result.durationMs, error: result.error, pinion: pinion.get(result.item)}
       if (!result.ok) {
         progress?.done(result.item, result.error)
         manifest.nodes[result.item].fallback = 'api'
         const nodeObject = snapshot.nodes.find((node) => node.metadata?.name === result.item)
-        archive.add(`nodes/${result.item}/api/node.yaml`, stringify(clean(nodeObject)))
+        archive.add(`nodes/${result.item}/api/node.yaml`, stringify(redactValue(nodeObject)))
         const onNode = snapshot.pods.filter((pod) => pod.spec?.nodeName === result.item)
-        archive.add(`nodes/${result.item}/api/pods.yaml`, stringify(clean(onNode)))
+        archive.add(`nodes/${result.item}/api/pods.yaml`, stringify(redactValue(onNode)))
         // What the node's pods logged, through the API server (honours --since).
         for (const pod of onNode.filter((candidate) => !candidate.spec?.hostNetwork)) {
           const {namespace, name} = pod.metadata as {namespace: string; name: string}
           await record(result.item, `api/logs/${namespace}_${name}.log`, async () => {
-            return await api.core.readNamespacedPodLog({namespace, name, sinceSeconds: options.sinceMs ? Math.ceil(options.sinceMs / 1000) : undefined, tailLines: 2000})
+            return redactText(await api.core.readNamespacedPodLog({namespace, name, sinceSeconds: options.sinceMs ? Math.ceil(options.sinceMs / 1000) : undefined, tailLines: 2000}))
           })
         }
       }
@@ -171,6 +197,6 @@ export async function supportBundle(api: Clients, options: BundleOptions): Promi
   manifest.checksums = archive.checksums()
   archive.add('manifest.json', JSON.stringify(manifest, null, 2))
   const root = `pinion-bundle-${manifest.createdAt.replace(/[:.]/g, '-')}`
-  await archive.write(root, options.file)
-  return {file: options.file, bytes: statSync(options.file).size, partial: failures.length > 0, manifest}
+  await archive.write(root, output)
+  return {file: options.file, partial: failures.length > 0, manifest}
 }

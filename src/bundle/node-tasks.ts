@@ -10,6 +10,8 @@ import type {NodeShell} from '../nodes/shell.js'
 /** One file of a node's part of the bundle. */
 export interface NodeTask {
   file: string
+  /** Needs Pinion on the node (skipped, and said so, where it is not installed). */
+  datapath?: boolean
   run: (shell: NodeShell, signal: AbortSignal) => Promise<string | Buffer>
 }
 
@@ -31,6 +33,7 @@ const SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.rp_filter', 'net.ipv4
 export function nodeTasks(pinRoot: string, names: ClusterNames, eventWindowMs: number, since?: Date): NodeTask[] {
   const maps = MAPS.filter((map) => map.type !== 'perf_event_array').map((spec): NodeTask => ({
     file: `maps/${spec.name}.json`,
+    datapath: true,
     run: async (shell) => JSON.stringify((await dumpNode(shell, spec, {filters: [], raw: false, pinRoot}, names)).rows, null, 2),
   }))
   return [
@@ -56,9 +59,9 @@ export function nodeTasks(pinRoot: string, names: ClusterNames, eventWindowMs: n
     command('sysctl.txt', ['sh', '-c', 'for key; do sysctl "$key" 2>&1; done; true', 'sysctl', ...SYSCTLS]),
     // The kernel log from --since on (util-linux dmesg), at most its last 500 lines.
     command('dmesg.txt', ['sh', '-c', 'if [ -n "$1" ]; then dmesg -T --since "$1"; else dmesg -T; fi 2>/dev/null | tail -n 500', 'dmesg', since ? since.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '') : '']),
-    command('pinion-state.json', ['cat', NODE_STATE_FILE]),
+    {...command('pinion-state.json', ['cat', NODE_STATE_FILE]), datapath: true},
     ...maps,
-    {file: 'events.json', run: async (shell, signal) => {
+    {file: 'events.json', datapath: true, run: async (shell, signal) => {
       // A short window of live events; lost-event notices are kept too.
       const records: unknown[] = []
       const window = AbortSignal.any([signal, AbortSignal.timeout(eventWindowMs)])

@@ -1,6 +1,6 @@
 import {request, type RequestOptions} from 'node:https'
 import type * as k8s from '@kubernetes/client-node'
-import {errorMessage} from '../lib/errors.js'
+import {apiErrorMessage} from './kubeconfig.js'
 
 export interface KubeObjectLike {
   metadata?: k8s.V1ObjectMeta
@@ -98,7 +98,7 @@ export class Informer<T extends KubeObjectLike> {
           needList = true // history moved past our version: start over
           continue
         }
-        if (!failing) this.handlers.state?.(`${this.path}: ${errorMessage(error)}; retrying with back-off`)
+        if (!failing) this.handlers.state?.(`${this.path}: ${apiErrorMessage(error)}; retrying with back-off`)
         failing = true
         await new Promise((resolve) => setTimeout(resolve, backoff))
         backoff = Math.min(backoff * 2, this.options.backoffMs.max)

@@ -27,6 +27,7 @@ export default class Monitor extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(Monitor)
+    if (flags.follow) this.followsUntilStopped()
     const stop = stopSignal(flags.follow ? undefined : parseDuration(flags.duration))
     const filter: MonitorFilter = {types: flags.type as MonitorFilter['types'], pod: flags.pod, verdict: flags.verdict as MonitorFilter['verdict']}
     let lost = 0

@@ -6,7 +6,7 @@ import {pinRootFlag} from '../lib/datapath-flags.js'
 import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
 
 export default class Status extends BaseCommand {
-  static override description = 'Per node: health, the agent (ready, resourceVersion applied, lag), pods not enforced, programs and attach points, map fill, last sync; exits 1 when any node is not healthy'
+  static override description = 'Per node: health, the agent (ready, resourceVersion applied, lag), pods not enforced, programs and attach points, map fill, last sync; exits 1 when any node is not healthy (degraded, unreachable or not installed)'
   static override flags = {...nodeFlags, ...pinRootFlag}
 
   async run(): Promise<void> {
@@ -38,6 +38,7 @@ export default class Status extends BaseCommand {
         {header: 'PROBLEMS', get: (row) => row.problems},
       ],
     })
-    if (statuses.some((status) => status.health === 'degraded' || status.health === 'unreachable')) this.exit(1)
+    // Anything but healthy on any node (degraded, unreachable, not installed) is a failure for scripts.
+    if (statuses.some((status) => status.health !== 'healthy')) this.exit(1)
   }
 }

@@ -44,6 +44,7 @@ export default class SupportBundle extends BaseCommand {
       columns: [
         {header: 'NODE', get: (row) => row.node},
         {header: 'RESULT', get: (row) => (row.ok ? (row.failed.length ? 'partial' : 'ok') : `FAILED (${row.fallback} fallback)`)},
+        {header: 'PINION', get: (row) => row.pinion},
         {header: 'FAILED FILES', get: (row) => row.failed},
         {header: 'ERROR', get: (row) => row.error},
       ],

@@ -32,6 +32,7 @@ export default class Sync extends BaseCommand {
       reportFailures(this, outcomes)
       return
     }
+    this.followsUntilStopped()
     if (await agentInstalled(api)) throw new UsageError('the Pinion agent keeps every node current: run `pinion sync` (without --watch) to have the agents reconcile now')
     const stop = stopSignal()
     await withNodeAccess(api, options.access, (access) => watchAndSync(api, {debounceMs: 300, resyncMs: parseDuration(flags['resync-interval']), watchTimeoutSeconds: 300, signal: stop, onError: (message) => this.note(`warning: ${message}`)}, async (reason) => {

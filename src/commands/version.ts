@@ -2,6 +2,7 @@ import {BaseCommand} from '../lib/base-command.js'
 import {versionInfo} from '../lib/version-info.js'
 
 export default class Version extends BaseCommand {
+  static override baseFlags = BaseCommand.flagsWithoutDeadline
   static override description = 'Show the CLI version, the datapath ABI it speaks and the local runtime'
   static override examples = ['<%= config.bin %> version', '<%= config.bin %> version -o json']
 

@@ -126,15 +126,26 @@ export class BpfTool {
    */
   async eventPipe(pinPath: string, onRecord: (record: PipeRecord) => void, signal: AbortSignal): Promise<void> {
     const parser = new EventPipeParser()
+    // Never throw from a stream callback: the first failure (an error line, an undecodable record) ends the read and is thrown below.
+    let failure: unknown
+    const stop = new AbortController()
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {
-        for (const record of parser.push(chunk.toString('utf8'))) onRecord(record)
+        if (failure === undefined) {
+          try {
+            for (const record of parser.push(chunk.toString('utf8'))) onRecord(record)
+          } catch (error) {
+            failure = error
+            stop.abort()
+          }
+        }
         done()
       },
     })
     const result = await this.shell.run(// bpftool block-buffers a pipe: unbuffer it so events arrive as they happen.
-      ['stdbuf', '-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', pinPath], {stdout: sink, signal})
-    if (result.exitCode !== 0 && !signal.aborted) throw new Error(`event_pipe exited ${result.exitCode}: ${result.stderr.trim()}`)
+      ['stdbuf', '-o0', 'bpftool', '-j', 'map', 'event_pipe', 'pinned', pinPath], {stdout: sink, signal: AbortSignal.any([signal, stop.signal])})
+    if (failure !== undefined) throw failure
+    if (result.exitCode !== 0 && !signal.aborted) throw new Error(`event_pipe exited ${result.exitCode}: ${result.stderr.trim().split('\n').pop() || 'no output'}`)
   }
 
   /** True once some reader has attached a perf buffer to the event array. */

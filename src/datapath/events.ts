@@ -86,12 +86,14 @@ export type PipeRecord = {kind: 'sample'; cpu: number; data: Buffer} | {kind: 'l
 export class EventPipeParser {
   private readonly elements = new JsonObjectStream(true)
 
+  /** Records in the chunk; bpftool's own `{"error": …}` object (no such map, no permission) throws. */
   push(chunk: string): PipeRecord[] {
     return this.elements.push(chunk).map((text) => toRecord(JSON.parse(text)))
   }
 }
 
-function toRecord(object: {cpu: number; data?: number[]; lost?: {count: number}}): PipeRecord {
+function toRecord(object: {cpu: number; data?: number[]; lost?: {count: number}; error?: string}): PipeRecord {
+  if (typeof object.error === 'string') throw new Error(`bpftool: ${object.error}`)
   if (object.lost) return {kind: 'lost', cpu: object.cpu, count: object.lost.count}
   return {kind: 'sample', cpu: object.cpu, data: Buffer.from(object.data ?? [])}
 }

@@ -36,8 +36,8 @@ export function agentManifests(options: {image: string; pinRoot: string}): k8s.K
         {apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: read},
       ],
     } as k8s.V1ClusterRole,
-    // The policy logging config lives in a ConfigMap of pinion-system: readable there only.
-    {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata, rules: [{apiGroups: [''], resources: ['configmaps'], verbs: read}]} as k8s.V1Role,
+    // In pinion-system only: the policy logging ConfigMap (read) and the per-node writer leases (held and handed over).
+    {apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata, rules: [{apiGroups: [''], resources: ['configmaps'], verbs: read}, {apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: [...read, 'create', 'update']}]} as k8s.V1Role,
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',

@@ -15,7 +15,7 @@ import {AGENT_NAMESPACE, agentInstalled, agentPods, type AgentRollout, applyAgen
 import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
 import {readLoggingConfig} from '../monitor/policy-logging.js'
-import {cniUninstallScript, readNodeRecord} from './node-state.js'
+import {cniUninstallScript, NotInstalledError, readNodeRecord} from './node-state.js'
 import {nextFlowEpoch, updateNodeConfig} from './runtime-config.js'
 import {preflight, type Preflight} from './preflight.js'
 
@@ -54,16 +54,18 @@ export function datapathObject(): DatapathObject {
  */
 type NodeStep = (shell: NodeShell, plan: NodePlan, report: (text: string) => void) => Promise<Omit<NodeOutcome, 'node' | 'durationMs' | 'ok'>>
 
-async function onNodes(api: Clients, options: ClusterOptions, label: string, step: NodeStep): Promise<NodeOutcome[]> {
-  return withNodeAccess(api, options.access, (access) => onNodesWith(api, access, options, label, step))
+async function onNodes(api: Clients, options: ClusterOptions, label: string, step: NodeStep, writes = true): Promise<NodeOutcome[]> {
+  return withNodeAccess(api, options.access, (access) => onNodesWith(api, access, options, label, step, writes))
 }
 
-async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOptions, label: string, step: NodeStep): Promise<NodeOutcome[]> {
+/** `writes`: each node is worked on as its one writer (its lease held; other writers waited for). */
+async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOptions, label: string, step: NodeStep, writes = true): Promise<NodeOutcome[]> {
   const planner = new ClusterPlanner(await readSnapshot(api))
   const nodes = await access.nodes(options.nodes)
   // Every node's plan must fit before any node is touched; plans are made one node at a time.
   for (const node of nodes) checkCapacity(planner.planNode(node))
   const progress = options.progress ? new NodeProgress(nodes, label) : undefined
+  const exclusive = writes ? {purpose: label, onWait: (node: string, holder: string) => progress?.update(node, `waiting for ${holder}`)} : undefined
   const settled = await access.forEach(nodes, async (shell, node) => {
     progress?.update(node, 'starting')
     try {
@@ -74,7 +76,7 @@ async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOpt
       progress?.done(node, (error as Error).message)
       throw error
     }
-  })
+  }, exclusive)
   await progress?.finish()
   // A node that failed gets a fresh shell next time (its debug pod may be gone).
   for (const result of settled) if (!result.ok) access.forget(result.item)
@@ -117,7 +119,7 @@ async function installNodes(api: Clients, options: ClusterOptions & {dryRun: boo
       nextFlowEpoch(current)
     })
     return {action: result.action, preflight: checks, result, plan: planned}
-  })
+  }, !options.dryRun)
 }
 
 /**
@@ -154,9 +156,9 @@ export async function syncWith(api: Clients, access: NodeAccess, options: Cluste
   const object = datapathObject()
   return onNodesWith(api, access, options, 'sync', async (shell, plan, report) => {
     const record = await readNodeRecord(shell)
-    if (!record) throw new Error('Pinion is not installed on this node: run `pinion install`')
+    if (!record) throw new NotInstalledError(shell.node, options.pinRoot)
     // Sync keeps the installed programs: it only fills maps and attaches new pods.
-    const result = await installNode(shell, plan, {...object, sha: record.objectSha}, options.pinRoot, report)
+    const result = await installNode(shell, plan, {...object, sha: record.objectSha}, options.pinRoot, report, 'sync')
     return {action: result.changes.updated + result.changes.deleted > 0 ? 'synced' : 'unchanged', result}
   })
 }

@@ -1,12 +1,14 @@
 import {attachPrograms, detachPrograms, interfacesWithPinion} from '../datapath/attach.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {DATAPATH_ABI_VERSION, MAPS, mapPinPath} from '../datapath/catalogue.js'
+import {basename} from 'node:path'
 import {copyIn} from '../nodes/copy.js'
+import {LOCK_FILE} from '../nodes/lock-file.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
 import {applyEntries, endpointEntries, type MapChanges, type NodeInterface} from '../sync/apply.js'
 import type {NodePlan} from '../sync/plan.js'
 import {migrateRetiredMaps} from './migrate.js'
-import {NODE_STATE_DIR, readNodeRecord, writeNodeRecord} from './node-state.js'
+import {NODE_STATE_DIR, NotInstalledError, readNodeRecord, writeNodeRecord} from './node-state.js'
 
 export interface DatapathObject {
   data: Buffer
@@ -76,23 +78,32 @@ async function unpinRetiredMaps(shell: NodeShell, pinRoot: string, pinnedBefore:
  * Idempotent. On failure the node goes back to how it was: a fresh node is
  * uninstalled, an installed one keeps (or gets back) its previous programs.
  */
-export async function installNode(shell: NodeShell, plan: NodePlan, object: DatapathObject, pinRoot: string, progress: (step: string) => void): Promise<NodeInstallResult> {
+export async function installNode(shell: NodeShell, plan: NodePlan, object: DatapathObject, pinRoot: string, progress: (step: string) => void, mode: 'install' | 'sync' = 'install'): Promise<NodeInstallResult> {
   const previous = await readNodeRecord(shell)
   const hadPrograms = previous !== undefined && (await pinnedPrograms(shell, pinRoot))
+  // A sync only fills maps and attaches: it never installs where no install was asked for.
+  if (mode === 'sync' && !hadPrograms) throw new NotInstalledError(shell.node, pinRoot)
+  if (previous && previous.pinRoot !== pinRoot) throw new Error(`Pinion is installed on ${shell.node} at ${previous.pinRoot}: use --pin-root ${previous.pinRoot}, or uninstall it first`)
   const upgrade = !hadPrograms || previous.objectSha !== object.sha
   const interfaces = await resolveInterfaces(shell)
   const podInterfaces = plan.endpoints.flatMap((endpoint) => interfaces.get(endpoint.ip)?.name ?? [])
   const bpftool = new BpfTool(shell)
   const fill = () => applyEntries(bpftool, pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)], {programsRunning: hadPrograms})
+  // What this run changed, so a failure undoes exactly that and nothing else.
+  const done = {rootCreated: false, objectCopied: '', mapsPinned: [] as string[], attached: false}
   let changes: MapChanges
   try {
     if (upgrade) {
       const objectDir = `${NODE_STATE_DIR}/bpf`
       const objectName = `pinion-${object.sha.slice(0, 12)}.bpf.o`
+      done.rootCreated = (await shell.run(['test', '-e', pinRoot])).exitCode !== 0
       progress('copying the datapath object')
+      const hadObject = (await shell.run(['test', '-e', `${objectDir}/${objectName}`])).exitCode === 0
       await copyIn(shell, objectDir, [{name: objectName, data: object.data}])
+      if (!hadObject) done.objectCopied = `${objectDir}/${objectName}`
       progress('loading programs and maps')
       const pinnedBefore = await loadStaged(shell, pinRoot, `${objectDir}/${objectName}`)
+      done.mapsPinned = MAPS.map((spec) => spec.name).filter((name) => !pinnedBefore.has(name))
       // A map with a new layout starts empty: conntrack is carried over and
       // the rest filled before the new programs see a packet.
       const carried = await migrateRetiredMaps(bpftool, pinRoot, pinnedBefore)
@@ -100,6 +111,7 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       progress('filling maps')
       changes = await fill()
       progress(`attaching to ${podInterfaces.length} pod interfaces`)
+      done.attached = true
       await attachPrograms(shell, podInterfaces, `${pinRoot}/progs_new`)
       await runChecked(shell, ['sh', '-c', 'rm -rf "$1/progs" && mv "$1/progs_new" "$1/progs"', 'swap', pinRoot])
       await unpinRetiredMaps(shell, pinRoot, pinnedBefore)
@@ -116,14 +128,28 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
     return {action, interfaces: podInterfaces.length, endpoints: plan.endpoints.length, changes}
   } catch (error) {
     progress('failed: rolling back')
-    if (!hadPrograms) {
-      await uninstallNode(shell, pinRoot)
-    } else {
-      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`).catch(() => {})
-      await shell.run(['rm', '-rf', `${pinRoot}/progs_new`, `${pinRoot}/maps_new`])
-    }
+    await rollBack(shell, pinRoot, hadPrograms, podInterfaces, done).catch(() => {})
     throw error
   }
+}
+
+/**
+ * Undo what one failed installNode run did, and only that: a node that had
+ * programs gets them back on the interfaces this run touched; on a fresh
+ * node the interfaces this run attached are detached and the pins and files
+ * it created removed. Other pin roots, other runs' files and the node
+ * record are never touched.
+ */
+async function rollBack(shell: NodeShell, pinRoot: string, hadPrograms: boolean, podInterfaces: readonly string[], done: {rootCreated: boolean; objectCopied: string; mapsPinned: readonly string[]; attached: boolean}): Promise<void> {
+  if (hadPrograms) {
+    await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`).catch(() => {})
+    await shell.run(['rm', '-rf', `${pinRoot}/progs_new`, `${pinRoot}/maps_new`])
+    return
+  }
+  if (done.attached) await detachPrograms(shell, podInterfaces)
+  if (done.rootCreated) await shell.run(['rm', '-rf', pinRoot])
+  else await shell.run(['rm', '-rf', `${pinRoot}/progs_new`, `${pinRoot}/maps_new`, ...done.mapsPinned.map((name) => mapPinPath(pinRoot, name))])
+  if (done.objectCopied) await shell.run(['rm', '-f', done.objectCopied])
 }
 
 /** Detach from every interface, unpin everything and remove Pinion's files; idempotent. */
@@ -133,6 +159,7 @@ export async function uninstallNode(shell: NodeShell, pinRoot: string): Promise<
   await detachPrograms(shell, attached)
   const pinned = (await shell.run(['test', '-e', pinRoot])).exitCode === 0
   // The state directory may be a mount point (lab nodes): empty it, then try to remove it.
-  await runChecked(shell, ['sh', '-c', 'rm -rf "$1" && if [ -d "$2" ]; then find "$2" -mindepth 1 -delete && rmdir "$2" 2>/dev/null; fi; true', 'uninstall', pinRoot, NODE_STATE_DIR])
+  // The writer lock stays until its holder (this run) releases it.
+  await runChecked(shell, ['sh', '-c', 'rm -rf "$1" && if [ -d "$2" ]; then find "$2" -mindepth 1 ! -name "$3" ! -name "$3.guard" -delete && rmdir "$2" 2>/dev/null; fi; true', 'uninstall', pinRoot, NODE_STATE_DIR, basename(LOCK_FILE)])
   return {interfaces: attached.length, wasInstalled: Boolean(record) || pinned || attached.length > 0}
 }

@@ -16,6 +16,20 @@ export function cniUninstallScript(binDir = '/opt/cni/bin', confDir = '/etc/cni/
   return ['sh', '-c', `for orig in "$2"/*${CNI_BACKUP_SUFFIX}; do [ -e "$orig" ] && mv "$orig" "\${orig%${CNI_BACKUP_SUFFIX}}"; done; rm -f "$1/${CNI_PLUGIN_NAME}"; true`, 'cni-uninstall', binDir, confDir]
 }
 
+/** A command that needs Pinion on a node found none there (the node is reported, the others carry on). */
+export class NotInstalledError extends Error {
+  constructor(readonly node: string, pinRoot: string) {
+    super(`not installed (no Pinion datapath at ${pinRoot}: run \`pinion install\`, or check --pin-root)`)
+    this.name = 'NotInstalledError'
+  }
+}
+
+/** Throws NotInstalledError unless the node has Pinion's programs and maps pinned under pinRoot. */
+export async function requireInstalled(shell: NodeShell, pinRoot: string): Promise<void> {
+  const result = await shell.run(['sh', '-c', 'test -d "$1/maps" && test -e "$1/progs/from_pod"', 'installed', pinRoot])
+  if (result.exitCode !== 0) throw new NotInstalledError(shell.node, pinRoot)
+}
+
 /** What the agent reports about itself: /status, AGENT_STATUS_FILE, and `pinion status`. */
 export interface AgentStatus {
   node: string
@@ -38,6 +52,8 @@ export interface AgentStatus {
   planErrors: string[]
   attachErrors: number
   errors: {time: string; message: string}[]
+  /** The node's writer lease: held by this agent, or by whom while a CLI changes the node. */
+  lease?: {name: string; held: boolean; holder?: string}
   fill: Record<string, number>
   /** How long CNI ADD took here (the agent's part of starting a pod), over the last 1,000. */
   cniAdd?: {count: number; p50Ms: number; p99Ms: number; maxMs: number}

@@ -26,7 +26,8 @@ function kernelAtLeast(release: string, major: number, minor: number): boolean {
 export async function preflight(shell: NodeShell, pinRoot: string): Promise<Preflight> {
   const kernel = (await shell.run(['uname', '-r'])).stdout.toString('utf8').trim()
   const btf = (await shell.run(['test', '-r', '/sys/kernel/btf/vmlinux'])).exitCode === 0
-  const fsType = (await shell.run(['stat', '-f', '-c', '%T', pinRoot.split('/').slice(0, 4).join('/')])).stdout.toString('utf8').trim()
+  // The pin root, or its nearest existing parent, must be on a bpffs mount.
+  const fsType = (await shell.run(['sh', '-c', 'd="$1"; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; stat -f -c %T "$d"', 'bpffs', pinRoot])).stdout.toString('utf8').trim()
   const bpffs = fsType === 'bpf_fs'
   const probe = await shell.run(['bpftool', '-j', 'feature', 'probe', 'kernel'])
   let missingHelpers = REQUIRED_HELPERS
@@ -41,7 +42,7 @@ export async function preflight(shell: NodeShell, pinRoot: string): Promise<Pref
   const problems = [
     !kernelAtLeast(kernel, 5, 10) && `kernel ${kernel} is older than 5.10`,
     !btf && 'no kernel BTF (/sys/kernel/btf/vmlinux)',
-    !bpffs && `no bpffs mounted at ${pinRoot.split('/').slice(0, 4).join('/')}`,
+    !bpffs && `${pinRoot} is not on a bpffs mount (found ${fsType || 'nothing'})`,
     !clsact && 'no tc clsact / sched_cls support',
     probe.exitCode !== 0 && `bpftool feature probe failed: ${probe.stderr.trim().split('\n').pop()}`,
     missingHelpers.length > 0 && probe.exitCode === 0 && `missing BPF helpers: ${missingHelpers.join(', ')}`,

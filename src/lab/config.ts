@@ -1,3 +1,4 @@
+import {UsageError} from '../lib/errors.js'
 import {release} from 'node:os'
 import {join} from 'node:path'
 
@@ -18,7 +19,7 @@ export function labDir(name: string): string {
 
 export function validateLabName(name: string): string {
   if (!/^[a-z][a-z0-9-]{0,11}$/.test(name)) {
-    throw new Error(`invalid lab name "${name}": use 1-12 lowercase letters, digits or '-', starting with a letter`)
+    throw new UsageError(`invalid lab name "${name}": use 1-12 lowercase letters, digits or '-', starting with a letter`)
   }
   return name
 }

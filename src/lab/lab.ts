@@ -3,7 +3,7 @@ import {closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeF
 import {request} from 'node:https'
 import {join} from 'node:path'
 import {clients} from '../cluster/kubeconfig.js'
-import {errorMessage, UserError} from '../lib/errors.js'
+import {errorMessage, UsageError, UserError} from '../lib/errors.js'
 import {processAlive} from '../lib/process.js'
 import {nodeScript} from '../lib/scripts.js'
 import {waitFor} from '../lib/wait.js'
@@ -52,8 +52,8 @@ async function healthy(port: number): Promise<boolean> {
 
 export async function labUp(options: LabUpOptions): Promise<LabSummary> {
   const name = validateLabName(options.name)
-  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 10) throw new UserError('--nodes must be between 1 and 10')
-  if (!Number.isInteger(options.podsPerNode) || options.podsPerNode < 0 || options.podsPerNode > 20) throw new UserError('--pods-per-node must be between 0 and 20')
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 10) throw new UsageError('--nodes must be between 1 and 10')
+  if (!Number.isInteger(options.podsPerNode) || options.podsPerNode < 0 || options.podsPerNode > 20) throw new UsageError('--pods-per-node must be between 0 and 20')
   if (process.getuid?.() !== 0) throw new UserError('the lab needs root: it creates network and mount namespaces')
   const progress = options.progress ?? (() => {})
   const existing = readState(name)

@@ -1,4 +1,5 @@
 import {Flags} from '@oclif/core'
+import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {DEFAULT_IMAGE} from '../nodes/debug-pods.js'
 import type {NodeAccessOptions} from '../nodes/node-access.js'
@@ -34,10 +35,17 @@ type NodeFlagValues = {
 export function nodeAccessOptions(flags: NodeFlagValues): NodeAccessOptions {
   const sshHosts: Record<string, string> = {}
   for (const entry of flags['ssh-hosts']) {
-    const [node, address] = entry.split('=')
-    if (!node || !address) throw new UsageError(`--ssh-hosts takes NODE=HOST[:PORT], got "${entry}"`)
+    const [node, address, extra] = entry.split('=')
+    const target = address ? /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d+))?$/.exec(address) : null
+    if (!node || !target || extra !== undefined) throw new UsageError(`--ssh-hosts takes NODE=HOST[:PORT], got "${entry}"`)
+    const port = target[2] === undefined ? 22 : Number(target[2])
+    if (!(port >= 1 && port <= 65535)) throw new UsageError(`--ssh-hosts ${entry}: port ${target[2]} is not between 1 and 65535`)
+    if (node in sshHosts) throw new UsageError(`--ssh-hosts names ${node} twice`)
     sshHosts[node] = address
   }
+  const identityFile = flags['ssh-key']
+  if (identityFile !== undefined && !existsSync(identityFile)) throw new UsageError(`--ssh-key ${identityFile}: no such file`)
+  if (flags.transport !== 'ssh' && (flags['ssh-hosts'].length || identityFile)) throw new UsageError('--ssh-hosts and --ssh-key need --transport ssh')
   return {
     transport: flags.transport as NodeAccessOptions['transport'],
     image: flags.image,

@@ -1,6 +1,7 @@
 import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE, CT_SCOPE_NAME, DIRECTION_NAME, FLOW_XLATE_NAME, IDENTITY, metricsSlotParts, POLICY_FLAG_DENY, POLICY_PREFIX, describeCookie, protoName, tcpFlagNames} from '../datapath/constants.js'
 import type {Decoded} from '../datapath/codec.js'
-import type {MapSpec} from '../datapath/catalogue.js'
+import {type MapSpec, shortMapName} from '../datapath/catalogue.js'
+import {UsageError} from '../lib/errors.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
 
 /** What turns numbers in maps into names an operator knows. */
@@ -121,15 +122,50 @@ export function decodeRow(spec: MapSpec, key: Decoded, value: Decoded | Decoded[
 }
 
 /** --filter field=value: string equality on a decoded field, or substring with field~value. */
-export function parseFilters(filters: readonly string[]): ((row: Row) => boolean)[] {
+type FieldKind = 'text' | 'integer' | readonly string[]
+
+const PROTOCOLS = ['TCP', 'UDP', 'ICMP', 'SCTP']
+const DIRECTIONS = Object.values(DIRECTION_NAME)
+
+/**
+ * The fields each map's rows have (schemas/map-dump/*.json is the contract;
+ * a test keeps the two equal), with the values a field can hold where
+ * they are few: what --filter accepts.
+ */
+export const FILTER_FIELDS: Record<string, Record<string, FieldKind>> = {
+  pinion_endpoint: {ip: 'text', pod: 'text', endpointId: 'integer', identity: 'integer', ifindex: 'integer', ingressIsolatedBy: 'text', egressIsolatedBy: 'text', nodeMac: 'text'},
+  pinion_services_v2: {frontend: 'text', service: 'text', backends: 'text', revNatIndex: 'integer'},
+  pinion_backends: {id: 'integer', backend: 'text', protocol: PROTOCOLS, state: Object.values(BACKEND_STATE_NAME)},
+  pinion_revnat_v2: {index: 'integer', frontend: 'text'},
+  pinion_ct4_v2: {scope: Object.values(CT_SCOPE_NAME), protocol: PROTOCOLS, source: 'text', destination: 'text', state: 'text', expiresInSeconds: 'integer', txPackets: 'integer', txBytes: 'integer', rxPackets: 'integer', rxBytes: 'integer', tcpFlags: 'text', revNatIndex: 'integer', backendId: 'integer', allowedBy: 'text'},
+  pinion_policy: {endpoint: 'text', direction: DIRECTIONS, peer: 'text', ports: 'text', verdict: ['allow', 'deny'], policy: 'text'},
+  pinion_polnames: {id: 'integer', policy: 'text'},
+  pinion_ipcache: {cidr: 'text', identity: 'integer', meaning: 'text'},
+  pinion_metrics_v2: {reason: 'text', direction: DIRECTIONS, packets: 'integer', bytes: 'integer'},
+  pinion_flowcache: {slot: 'integer', flows: 'text'},
+}
+
+/** The fields of a map's rows: the table above, else the raw struct fields (config, clock). */
+export function filterFields(spec: MapSpec): Record<string, FieldKind> {
+  return FILTER_FIELDS[spec.name] ?? Object.fromEntries([...spec.key.fields, ...(spec.value?.fields ?? [])].map((field) => [field.key, 'text' as const]))
+}
+
+/** "field=value" / "field~substring" filters, checked against the map's fields and values (unknown ones list the valid ones). */
+export function parseFilters(filters: readonly string[], spec?: MapSpec): ((row: Row) => boolean)[] {
+  const fields = spec ? filterFields(spec) : undefined
   return filters.map((filter) => {
     const match = /^([\w.]+)(=|~)(.*)$/.exec(filter)
-    if (!match) throw new Error(`bad --filter "${filter}": use field=value or field~substring`)
+    if (!match) throw new UsageError(`bad --filter "${filter}": use field=value or field~substring`)
     const [, field, op, expected] = match
+    const kind = fields?.[field]
+    if (fields && !kind) throw new UsageError(`--filter ${filter}: ${shortMapName(spec!.name)} has no field "${field}"; its fields are ${Object.keys(fields).join(', ')}`)
+    if (op === '=' && Array.isArray(kind) && !kind.includes(expected)) throw new UsageError(`--filter ${filter}: ${field} is one of ${kind.join(', ')}`)
+    if (op === '=' && kind === 'integer' && !/^\d+$/.test(expected)) throw new UsageError(`--filter ${filter}: ${field} is a whole number`)
     return (row: Row) => {
       const actual = row[field]
       if (actual === undefined) return false
-      return op === '=' ? String(actual) === expected : String(actual).includes(expected)
+      const text = typeof actual === 'object' ? JSON.stringify(actual) : String(actual)
+      return op === '=' ? text === expected : text.includes(expected)
     }
   })
 }

@@ -1,3 +1,4 @@
+import {NotInstalledError} from '../install/node-state.js'
 import type {Clients} from '../cluster/kubeconfig.js'
 import {type ClusterSnapshot, readSnapshot} from '../cluster/snapshot.js'
 import {type MapSpec, MAPS, mapPinPath, mapSpec, shortMapName} from '../datapath/catalogue.js'
@@ -5,7 +6,7 @@ import type {Decoded} from '../datapath/codec.js'
 import {protoName} from '../datapath/constants.js'
 import * as S from '../datapath/structs.js'
 import {mapFill, type MapFill} from '../install/status.js'
-import {UserError} from '../lib/errors.js'
+import {UsageError} from '../lib/errors.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
 import {ClusterPlanner} from '../sync/plan.js'
@@ -20,7 +21,7 @@ export function resolveMap(name: string): MapSpec {
   const spec = mapSpec(ALIASES[name] ?? name)
   if (!spec || spec.type === 'perf_event_array') {
     const valid = MAPS.filter((map) => map.type !== 'perf_event_array').map((map) => shortMapName(map.name))
-    throw new UserError(`unknown map "${name}": valid maps are ${valid.join(', ')}`)
+    throw new UsageError(`unknown map "${name}": valid maps are ${valid.join(', ')}`)
   }
   return spec
 }
@@ -36,7 +37,7 @@ export async function listMaps(api: Clients, access: NodeAccessOptions, nodes: r
   return withNodeAccess(api, access, async (session) => {
     const results = await session.forEach(await session.nodes(nodes), async (shell) => {
       const maps = await mapFill(shell, pinRoot)
-      if (maps.length === 0) throw new Error(`Pinion is not installed (no maps under ${pinRoot}/maps)`)
+      if (maps.length === 0) throw new NotInstalledError(shell.node, pinRoot)
       return maps
     })
     return results.map((result) => ({node: result.item, ok: result.ok, maps: result.value, error: result.error}))
@@ -89,9 +90,9 @@ export type ClusterNames = Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeS
 
 export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<DumpOptions, 'map' | 'nodes'>, base: ClusterNames): Promise<{rows: Row[]; truncated: boolean}> {
   const path = mapPinPath(options.pinRoot, spec.name)
-  if ((await shell.run(['test', '-e', path])).exitCode !== 0) throw new Error(`Pinion is not installed (no ${path})`)
+  if ((await shell.run(['test', '-e', path])).exitCode !== 0) throw new NotInstalledError(shell.node, options.pinRoot)
   const context = await nodeContext(shell, options.pinRoot, base)
-  const filters = parseFilters(options.filters)
+  const filters = parseFilters(options.filters, spec)
   const rows: Row[] = []
   let truncated = false
   const backends = new Map<number, string>()
@@ -160,7 +161,7 @@ export function clusterNames(snapshot: ClusterSnapshot): ClusterNames {
 
 export async function dumpMap(api: Clients, access: NodeAccessOptions, options: DumpOptions): Promise<NodeDump[]> {
   const spec = resolveMap(options.map)
-  parseFilters(options.filters) // reject bad filters before touching nodes
+  parseFilters(options.filters, spec) // reject bad filters before touching nodes
   const names = clusterNames(await readSnapshot(api))
   return withNodeAccess(api, access, async (session) => {
     const results = await session.forEach(await session.nodes(options.nodes), (shell) => dumpNode(shell, spec, options, names))

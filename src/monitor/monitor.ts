@@ -2,11 +2,11 @@ import type {Clients} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
 import {describeCookie} from '../datapath/constants.js'
 import type {DatapathEvent} from '../datapath/events.js'
-import {UsageError} from '../lib/errors.js'
+import {UsageError, UserError} from '../lib/errors.js'
 import {clusterNames, readPolicyNames} from '../maps/dump.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {runChecked} from '../nodes/shell.js'
-import {collectEvents} from './collector.js'
+import {collectEvents, untilStoppedOrEnded} from './collector.js'
 
 export interface MonitorFilter {
   types: readonly ('policy' | 'drop' | 'trace')[]
@@ -97,7 +97,8 @@ export async function monitor(api: Clients, access: NodeAccessOptions, nodes: re
       })
     })
     ready?.()
-    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), {once: true})))
+    await untilStoppedOrEnded(signal, collector.ended)
     await collector.stop()
+    if (collector.streaming === 0) throw new UserError(`no node streamed events: ${selected.length === 1 ? 'it' : `all ${selected.length}`} failed (see above)`)
   })
 }

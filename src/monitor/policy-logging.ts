@@ -8,7 +8,8 @@ import {updateNodeConfig} from '../install/runtime-config.js'
 import {readPolicyNames} from '../maps/dump.js'
 import {DEBUG_NAMESPACE, ensureDebugNamespace} from '../nodes/debug-pods.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
-import {collectEvents} from './collector.js'
+import {UserError} from '../lib/errors.js'
+import {collectEvents, untilStoppedOrEnded} from './collector.js'
 
 /** Like GKE's NetworkLogging resource: log allowed and/or denied connections, optionally delegated. */
 export interface LoggingConfig {
@@ -186,6 +187,8 @@ export interface PolicyLogOptions {
   denyWindowMs: number
   /** Called once every node's event reader is attached. */
   ready?: () => void
+  /** A node that cannot stream (not installed, unreachable, its reader failed); the others carry on. */
+  onNodeError?: (node: string, message: string) => void
 }
 
 /** Collect policy verdict events from every node and turn them into log records until `signal` aborts. */
@@ -209,13 +212,15 @@ export async function policyLogs(api: Clients, access: NodeAccessOptions, nodes:
     for (const node of selected) for (const [id, name] of await readPolicyNames(await session.shell(node), pinRoot).catch(() => new Map<number, string>())) names.set(id, name)
     const collector = await collectEvents(session, selected, pinRoot, (record) => {
       if (record.kind === 'lost') pipeline.lost(record.node, record.count)
+      if (record.kind === 'error') options.onNodeError?.(record.node, record.message)
       if (record.kind !== 'event' || record.event.type !== 'policy') return
       const logged = policyLogRecord(record.event, record.node, names, context)
       if (logged) pipeline.add(logged)
     })
     options.ready?.()
-    await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), {once: true})))
+    await untilStoppedOrEnded(signal, collector.ended)
     await collector.stop()
+    if (collector.streaming === 0) throw new UserError(`no node streamed events: ${selected.length === 1 ? 'it' : `all ${selected.length}`} failed (see above)`)
     pipeline.flush()
   })
   return [...pipeline.summary.values()]

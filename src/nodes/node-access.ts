@@ -1,7 +1,10 @@
 import type {Clients} from '../cluster/kubeconfig.js'
 import {apiErrorMessage} from '../cluster/kubeconfig.js'
-import {UserError} from '../lib/errors.js'
+import {onDeadline, runDeadline} from '../lib/deadline.js'
+import {UsageError, UserError} from '../lib/errors.js'
 import {mapSettled, type Settled} from '../lib/pool.js'
+import {acquireLockFile, releaseLockFile} from './lock-file.js'
+import {cliIdentity, NodeLease} from './node-lease.js'
 import {createDebugPod, DEBUG_CONTAINER, DEBUG_NAMESPACE, deleteDebugPods, ensureDebugNamespace, newRunId} from './debug-pods.js'
 import {PodShell} from './pod-shell.js'
 import type {NodeShell} from './shell.js'
@@ -19,6 +22,13 @@ export interface NodeAccessOptions {
   sshHosts: Record<string, string>
 }
 
+export interface ExclusiveOptions {
+  /** What the run does, as other writers see it named (e.g. `install`). */
+  purpose: string
+  /** Told once per holder waited for. */
+  onWait?: (node: string, holder: string) => void
+}
+
 /**
  * Access to nodes for one CLI run: one shell per node (a debug pod, or an
  * SSH connection), bounded concurrency, per-node results, and cleanup that
@@ -30,6 +40,7 @@ export class NodeAccess {
   private namespaceReady?: Promise<void>
   private podsCreated = false
   private addresses?: Map<string, string>
+  private readonly leases = new Map<string, NodeLease>()
 
   constructor(
     private readonly api: Clients,
@@ -47,7 +58,10 @@ export class NodeAccess {
     this.addresses = new Map(items.map((node) => [node.metadata!.name!, node.status?.addresses?.find((address) => address.type === 'InternalIP')?.address ?? '']))
     const names = items.map((node) => node.metadata!.name!)
     const unknown = selected.filter((name) => !names.includes(name))
-    if (unknown.length) throw new UserError(`unknown node${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (nodes: ${names.join(', ')})`)
+    if (unknown.length) throw new UsageError(`unknown node${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} (nodes: ${names.join(', ')})`)
+    // An address for a node that does not exist is a typo: never guess another address for it.
+    const unknownSsh = Object.keys(this.options.sshHosts).filter((name) => !names.includes(name))
+    if (unknownSsh.length) throw new UsageError(`--ssh-hosts names unknown node${unknownSsh.length > 1 ? 's' : ''} ${unknownSsh.join(', ')} (nodes: ${names.join(', ')})`)
     return selected.length ? [...selected] : names
   }
 
@@ -83,9 +97,31 @@ export class NodeAccess {
     void shell?.then((opened) => opened.close()).catch(() => {})
   }
 
-  /** Run fn on every node with bounded concurrency; a node's failure is its own result. */
-  forEach<T>(nodes: readonly string[], fn: (shell: NodeShell, node: string) => Promise<T>): Promise<Settled<T>[]> {
-    return mapSettled(nodes, this.options.concurrency, async (node) => fn(await this.shell(node), node))
+  /**
+   * Run fn on every node with bounded concurrency; a node's failure is its own
+   * result. `exclusive`: fn runs as the node's one writer — it holds the
+   * node's lease (and, over SSH, the node's lock file) and waits for any
+   * other holder first.
+   */
+  forEach<T>(nodes: readonly string[], fn: (shell: NodeShell, node: string) => Promise<T>, exclusive?: ExclusiveOptions): Promise<Settled<T>[]> {
+    return mapSettled(nodes, this.options.concurrency, async (node) => {
+      if (!exclusive) return fn(await this.shell(node), node)
+      const lease = new NodeLease(this.api, node, cliIdentity(exclusive.purpose))
+      this.leases.set(node, lease)
+      try {
+        await lease.acquire(runDeadline, (holder) => exclusive.onWait?.(node, holder))
+        const shell = await this.shell(node)
+        if (this.options.transport === 'ssh') await acquireLockFile(shell, lease.identity)
+        try {
+          return await fn(shell, node)
+        } finally {
+          if (this.options.transport === 'ssh') await releaseLockFile(shell, lease.identity).catch(() => {})
+        }
+      } finally {
+        this.leases.delete(node)
+        await lease.release()
+      }
+    })
   }
 
   private closing?: Promise<void>
@@ -97,6 +133,9 @@ export class NodeAccess {
   }
 
   private async cleanUp(): Promise<void> {
+    // Leases first: the next writer should not wait for them to expire.
+    await Promise.allSettled([...this.leases.values()].map((lease) => lease.release()))
+    this.leases.clear()
     const shells = [...this.shells.values()]
     this.shells.clear()
     await Promise.allSettled(shells.map(async (shell) => (await shell).close()))
@@ -119,11 +158,16 @@ export async function withNodeAccess<T>(api: Clients, options: NodeAccessOptions
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
+  const unregister = onDeadline(() => {
+    process.stderr.write(`deadline passed: deleting debug pods of run ${access.runId}…\n`)
+    return access.close()
+  })
   try {
     return await fn(access)
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    unregister()
     await access.close()
   }
 }

@@ -1,5 +1,6 @@
-import * as k8s from '@kubernetes/client-node'
+import {setMaxListeners} from 'node:events'
 import type {Clients} from '../cluster/kubeconfig.js'
+import {DEFAULT_INFORMER_OPTIONS, Informer, type KubeObjectLike} from '../cluster/informer.js'
 import {errorMessage} from '../lib/errors.js'
 
 /** The resources whose changes alter the dataplane. */
@@ -17,60 +18,89 @@ export interface WatchLoopOptions {
   debounceMs: number
   /** Full resync even without events, in case a watch silently stalled. */
   resyncMs: number
-  /** Server-side watch deadline; the watch is then restarted. */
+  /** Server-side watch deadline; the watch is then resumed. */
   watchTimeoutSeconds: number
   signal: AbortSignal
+  /** One line per change of state (the API lost, back again; a sync failing, working again) — never one per retry. */
   onError: (message: string) => void
 }
 
 /**
  * Call `sync` once, then again after every burst of changes to the watched
- * resources and at least every resyncMs. Each watch has its own deadline and
- * is restarted when it ends or fails (a restart triggers a resync, since
- * events may have been missed). Resolves when `signal` aborts.
+ * resources and at least every resyncMs. The watches are informers (list,
+ * watch, resume, relist on 410, back-off while the API server is away);
+ * a relist after an outage replays every object, so the sync after it sees
+ * whatever changed meanwhile. Resolves when `signal` aborts.
  */
 export async function watchAndSync(api: Clients, options: WatchLoopOptions, sync: (reason: string) => Promise<void>): Promise<void> {
-  const watch = new k8s.Watch(api.config)
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> = Promise.resolve()
   const reasons = new Set<string>()
+  let failing = ''
+  let ready = false
+  const listedPaths = new Set<string>()
 
   const schedule = (reason: string) => {
     reasons.add(reason)
-    clearTimeout(timer)
+    if (timer || options.signal.aborted) return
     timer = setTimeout(() => {
+      timer = undefined
       const why = [...reasons].join(', ')
       reasons.clear()
-      running = running.then(() => sync(why)).catch((error) => options.onError(errorMessage(error)))
+      running = running.then(() => sync(why)).then(() => {
+        if (failing) options.onError(`sync works again (${why})`)
+        failing = ''
+      }, (error) => {
+        const message = errorMessage(error)
+        if (message !== failing) options.onError(`sync failed: ${message}`)
+        failing = message
+      })
     }, options.debounceMs)
   }
 
-  const requests: {abort: () => void}[] = []
-  const start = (path: string, restart: boolean) => {
-    if (options.signal.aborted) return
-    void watch
-      .watch(path, {timeoutSeconds: options.watchTimeoutSeconds, allowWatchBookmarks: false}, (type) => {
-        if (type !== 'BOOKMARK') schedule(`${path.split('/').pop()} changed`)
-      }, (error) => {
-        if (options.signal.aborted) return
-        if (error) options.onError(`watch ${path} failed: ${errorMessage(error)}; restarting`)
-        // A restarted watch lists from now: anything in between is caught by a resync.
-        schedule(`watch ${path} restarted`)
-        setTimeout(() => start(path, true), error ? 1000 : 0)
-      })
-      .then((request) => requests.push(request))
-      .catch((error) => {
-        options.onError(`cannot watch ${path}: ${errorMessage(error)}; retrying`)
-        setTimeout(() => start(path, restart), 2000)
-      })
+  // Every informer waits on the signal (requests, back-off): more listeners than Node's default warning threshold.
+  setMaxListeners(64, options.signal)
+  // The watches are followed as one: one line when the first is lost, one when all are back.
+  const lost = new Set<string>()
+  const onState = (path: string, message: string) => {
+    if (/connected again$/.test(message)) {
+      lost.delete(path)
+      if (lost.size === 0) options.onError('watching the API server again')
+    } else {
+      if (lost.size === 0) options.onError(`lost the API server's watches (${message.replace(/^\S+: /, '').replace(/; retrying with back-off$/, '')}); retrying with back-off`)
+      lost.add(path)
+    }
   }
-
-  await sync('initial sync')
-  for (const path of WATCHED_PATHS) start(path, false)
+  let allListed: () => void = () => {}
+  const listed = new Promise<void>((resolve) => (allListed = resolve))
+  const informerOptions = {...DEFAULT_INFORMER_OPTIONS, watchTimeoutSeconds: options.watchTimeoutSeconds}
+  const informers = WATCHED_PATHS.map((path) => {
+    const what = path.split('/').pop()!
+    const changed = () => ready && schedule(`${what} changed`)
+    const informer = new Informer<KubeObjectLike>(api.config, path, {
+      upsert: changed,
+      remove: changed,
+      // Lists after the first (an outage, a 410) may hold changes the watch never showed.
+      synced: () => {
+        if (ready) schedule(`${what} relisted`)
+        listedPaths.add(path)
+        if (listedPaths.size === WATCHED_PATHS.length) allListed()
+      },
+      state: (message) => onState(path, message),
+    }, informerOptions)
+    informer.start(options.signal)
+    return informer
+  })
+  // Everything listed first: the initial sync then sees at least what the watches start from.
+  await Promise.race([listed, new Promise((resolve) => options.signal.addEventListener('abort', resolve, {once: true}))])
+  if (!options.signal.aborted) {
+    await sync('initial sync')
+    ready = true
+  }
   const resync = setInterval(() => schedule('periodic resync'), options.resyncMs)
-  await new Promise<void>((resolve) => options.signal.addEventListener('abort', () => resolve(), {once: true}))
+  await new Promise<void>((resolve) => (options.signal.aborted ? resolve() : options.signal.addEventListener('abort', () => resolve(), {once: true})))
   clearInterval(resync)
   clearTimeout(timer)
-  for (const request of requests) request.abort()
+  await Promise.all(informers.map((informer) => informer.stopped()))
   await running
 }

@@ -1,3 +1,4 @@
+import {Address4} from 'ip-address'
 import type {ClusterSnapshot} from '../cluster/snapshot.js'
 import {UserError, UsageError} from '../lib/errors.js'
 import type {TraceflowSpec} from './model.js'
@@ -51,7 +52,7 @@ export function resolveTraceflow(request: TraceflowRequest, snapshot: ClusterSna
     }
     destination = {kind: 'service', name: `${ref.namespace}/${ref.name}`, ip, port: request.protocol === 'icmp' ? 0 : (request.dstPort ?? ports[0].port)}
   } else {
-    if (!/^\d+\.\d+\.\d+\.\d+$/.test(request.destinationIp!)) throw new UsageError(`--destination-ip takes an IPv4 address, got "${request.destinationIp}"`)
+    if (!Address4.isValid(request.destinationIp!) || request.destinationIp!.includes('/')) throw new UsageError(`--destination-ip takes an IPv4 address, got "${request.destinationIp}"`)
     destination = {kind: 'ip', ip: request.destinationIp!, port: request.dstPort ?? defaultPort}
   }
   return {

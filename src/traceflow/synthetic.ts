@@ -1,3 +1,4 @@
+import {NotInstalledError} from '../install/node-state.js'
 import type {ClusterSnapshot} from '../cluster/snapshot.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {programPinPath} from '../datapath/catalogue.js'
@@ -16,7 +17,7 @@ import type {Observation, Traceflow, TraceflowSpec} from './model.js'
 /** Run one program on one packet as a dry run: no conntrack, counters or events are written. */
 async function dryRun(shell: NodeShell, pinRoot: string, program: 'from_pod' | 'to_pod', packet: Buffer, ifindex: number): Promise<{result: DryRunResult; out: Buffer}> {
   const path = programPinPath(pinRoot, program)
-  if ((await shell.run(['test', '-e', path])).exitCode !== 0) throw new UserError(`Pinion is not installed on ${shell.node} (no ${path}): run \`pinion install\``)
+  if ((await shell.run(['test', '-e', path])).exitCode !== 0) throw new UserError(`${shell.node}: ${new NotInstalledError(shell.node, pinRoot).message}`)
   const run = await new BpfTool(shell).progRun(path, packet, skBuff.encode({ifindex, mark: MARK_DRYRUN}))
   const ctx = skBuff.decode(run.ctxOut)
   return {result: decodeDryRun([ctx.cb0, ctx.cb1, ctx.cb2, ctx.cb3, ctx.cb4] as number[]), out: run.dataOut}

@@ -30,6 +30,6 @@ describe('CLI conventions (built CLI)', () => {
 
   it('exits 2 on a bad flag value', () => {
     expect(pinion('version', '-o', 'xml').code).toBe(2)
-    expect(pinion('version', '--timeout', 'soon').code).toBe(2)
+    expect(pinion('status', '--timeout', 'soon').code).toBe(2)
   })
 })

@@ -14,6 +14,7 @@ import {stopSignal} from '../../lib/stop-signal.js'
 import {LocalShell} from '../../nodes/local-shell.js'
 
 export default class AgentCommand extends BaseCommand {
+  static override baseFlags = BaseCommand.flagsWithoutDeadline
   static override description = 'Run the node agent (in the pinion-agent DaemonSet): keep this node\'s datapath current from the cluster, enforce pods through the chained CNI plugin, serve metrics and health'
   static override examples = ['<%= config.bin %> agent --node "$NODE_NAME"']
   static override flags = {

@@ -6,6 +6,7 @@ import {parseDuration} from '../../lib/duration.js'
 import {UserError} from '../../lib/errors.js'
 
 export default class AgentRequest extends BaseCommand {
+  static override baseFlags = BaseCommand.flagsWithoutDeadline
   static override description = 'Ask the agent of this node (over its local socket) to reconcile now (sync) or report (status); used by `pinion sync` through the agent pod'
   static override examples = ['<%= config.bin %> agent request sync']
   static override args = {

@@ -5,6 +5,7 @@ import {BaseCommand} from '../../lib/base-command.js'
 import {labColumns} from './status.js'
 
 export default class LabAddNode extends BaseCommand {
+  static override baseFlags = BaseCommand.flagsWithoutDeadline
   static override description = 'Add a node to a running lab (DaemonSets such as the Pinion agent then start on it)'
   static override examples = ['<%= config.bin %> lab add-node', '<%= config.bin %> lab add-node --name dev']
   static override flags = {

@@ -4,6 +4,7 @@ import {labDown} from '../../lab/lab.js'
 import {BaseCommand} from '../../lib/base-command.js'
 
 export default class LabDown extends BaseCommand {
+  static override baseFlags = BaseCommand.flagsWithoutDeadline
   static override description = 'Remove a lab: every namespace, mount, process and pin it made (idempotent)'
   static override flags = {
     name: Flags.string({description: 'Lab name', default: DEFAULT_LAB_NAME}),

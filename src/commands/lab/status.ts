@@ -13,6 +13,7 @@ export const labColumns: Column<LabSummary['nodes'][number]>[] = [
 ]
 
 export default class LabStatus extends BaseCommand {
+  static override baseFlags = BaseCommand.flagsWithoutDeadline
   static override description = 'Show a lab: its API server, kubeconfig and nodes'
   static override flags = {
     name: Flags.string({description: 'Lab name', default: DEFAULT_LAB_NAME}),

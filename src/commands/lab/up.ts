@@ -5,6 +5,7 @@ import {BaseCommand} from '../../lib/base-command.js'
 import {labColumns} from './status.js'
 
 export default class LabUp extends BaseCommand {
+  static override baseFlags = BaseCommand.flagsWithoutDeadline
   static override description = 'Start a local multi-node lab cluster: nodes are namespaces, with a Kubernetes-compatible API on 127.0.0.1 (a development and test fixture; needs root)'
   static override examples = ['<%= config.bin %> lab up', '<%= config.bin %> lab up --nodes 2 --pods-per-node 1 --name dev']
   static override flags = {

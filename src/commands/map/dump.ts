@@ -3,7 +3,14 @@ import {clients} from '../../cluster/kubeconfig.js'
 import {BaseCommand} from '../../lib/base-command.js'
 import {pinRootFlag} from '../../lib/datapath-flags.js'
 import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
-import {dumpMap} from '../../maps/dump.js'
+import {shortMapName} from '../../datapath/catalogue.js'
+import {FILTER_FIELDS, parseFilters} from '../../maps/decode.js'
+import {dumpMap, resolveMap} from '../../maps/dump.js'
+
+/** One line per map: its filter fields, with the values of those that have few. */
+function filterHelp(): string {
+  return Object.entries(FILTER_FIELDS).map(([map, fields]) => `  ${shortMapName(map)}: ${Object.entries(fields).map(([field, kind]) => (Array.isArray(kind) ? `${field} (${kind.join('|')})` : field)).join(', ')}`).join('\n')
+}
 
 export default class MapDump extends BaseCommand {
   static override description = 'Dump a Pinion map per node as decoded rows (addresses, ports, protocols, states, pod, Service and policy names); never raw hex unless --raw'
@@ -16,13 +23,14 @@ export default class MapDump extends BaseCommand {
   static override flags = {
     ...nodeFlags,
     ...pinRootFlag,
-    filter: Flags.string({description: 'Keep rows where field=value (or field~substring); repeatable', multiple: true, default: []}),
+    filter: Flags.string({description: `Keep rows where field=value (or field~substring); repeatable. Fields per map:\n${filterHelp()}`, multiple: true, default: []}),
     limit: Flags.integer({description: 'At most this many rows per node', min: 1}),
     raw: Flags.boolean({description: 'Show keys and values as hex', default: false}),
   }
 
   async run(): Promise<void> {
     const {args, flags} = await this.parse(MapDump)
+    parseFilters(flags.filter, resolveMap(args.map)) // bad input is refused before any cluster access
     const dumps = await dumpMap(clients(this.globals), nodeAccessOptions(flags), {map: args.map, nodes: flags.node, filters: flags.filter, limit: flags.limit, raw: flags.raw, pinRoot: flags['pin-root']})
     const rows = dumps.flatMap((dump) => (dump.rows ?? []).map((row) => ({node: dump.node, ...row})))
     const fields = [...new Set(rows.flatMap((row) => Object.keys(row)))]

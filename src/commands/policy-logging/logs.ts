@@ -22,6 +22,7 @@ export default class PolicyLoggingLogs extends BaseCommand {
 
   async run(): Promise<void> {
     const {flags} = await this.parse(PolicyLoggingLogs)
+    if (flags.follow) this.followsUntilStopped()
     const api = clients(this.globals)
     if (await agentInstalled(api)) {
       // The agents write the records on each node: read those files (and follow them).
@@ -30,7 +31,7 @@ export default class PolicyLoggingLogs extends BaseCommand {
       return
     }
     const stop = stopSignal(flags.follow ? undefined : parseDuration(flags.duration))
-    const summary = await policyLogs(api, nodeAccessOptions(flags), flags.node, flags['pin-root'], {ratePerSecond: flags['rate-limit'], denyWindowMs: parseDuration(flags['deny-window'])}, stop, (record) => this.log(JSON.stringify(record)))
+    const summary = await policyLogs(api, nodeAccessOptions(flags), flags.node, flags['pin-root'], {ratePerSecond: flags['rate-limit'], denyWindowMs: parseDuration(flags['deny-window']), onNodeError: (node, message) => this.note(this.errColor.red(`${node}: ${message}`))}, stop, (record) => this.log(JSON.stringify(record)))
     for (const node of summary) {
       if (node.rateLimited || node.lostEvents) this.note(this.errColor.yellow(`${node.node}: ${node.rateLimited} records over the rate limit dropped, ${node.lostEvents} events lost`))
     }

@@ -124,9 +124,11 @@ export class ObjectStore {
     }
     const name = object.metadata.name
     if (!name) throw new ApiError(422, 'Invalid', `${resource.kind} "" is invalid: metadata.name: Required value: name or generateName is required`, {kind: resource.kind})
-    const valid = ['nodes', 'networkpolicies', 'endpointslices', 'configmaps', 'events', 'serviceaccounts', 'daemonsets', 'clusterroles', 'clusterrolebindings', 'roles', 'rolebindings'].includes(resource.plural) ? DNS_SUBDOMAIN : DNS_LABEL
-    if (name.length > 253 || !valid.test(name)) {
-      throw new ApiError(422, 'Invalid', `${resource.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": a lowercase RFC 1123 name must consist of lower case alphanumeric characters or '-'`, {name, kind: resource.kind, causes: [{reason: 'FieldValueInvalid', field: 'metadata.name'}]})
+    // As upstream: Namespaces and Services are DNS labels, everything else the lab serves a DNS subdomain.
+    const label = ['namespaces', 'services'].includes(resource.plural)
+    if (name.length > (label ? 63 : 253) || !(label ? DNS_LABEL : DNS_SUBDOMAIN).test(name)) {
+      const rule = label ? `a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'` : `a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'`
+      throw new ApiError(422, 'Invalid', `${resource.kind} "${name}" is invalid: metadata.name: Invalid value: "${name}": ${rule}`, {name, kind: resource.kind, causes: [{reason: 'FieldValueInvalid', field: 'metadata.name'}]})
     }
     if (resource.namespaced) {
       if (object.metadata.namespace && namespace && object.metadata.namespace !== namespace) {
