@@ -9,7 +9,10 @@ import {join} from 'node:path'
 export const LAB_RUN_ROOT = process.env.PINION_LAB_RUN_ROOT ?? '/run/pinion/lab'
 export const DEFAULT_LAB_NAME = 'pinion'
 
-export const UNDERLAY_CIDR_PREFIX = '10.99.0' // node i: 10.99.0.(10 + i) on the lab bridge
+/** Each lab has its own underlay 10.99.S.0/24 (S picked at `lab up`): node i is 10.99.S.(10 + i), the host 10.99.S.1. */
+export const UNDERLAY_PREFIX = '10.99'
+/** Lab ranges the host never routes anywhere but into a lab (unreachable otherwise, never the default route). */
+export const LAB_RANGES = ['10.99.0.0/16', '10.244.0.0/16', '10.96.0.0/16']
 export const POD_CIDR_PREFIX = '10.244' // node i: 10.244.(i + 1).0/24
 export const SERVICE_CIDR = '10.96.0.0/16'
 
@@ -36,14 +39,14 @@ export interface LabNode {
   uplink: string
 }
 
-export function nodeLayout(lab: string, index: number): LabNode {
+export function nodeLayout(lab: string, index: number, underlaySubnet: number): LabNode {
   const name = `${lab}-node-${index + 1}`
   return {
     name,
     index,
     netns: `pinion-${lab}-n${index + 1}`,
     holderPid: 0,
-    underlayIp: `${UNDERLAY_CIDR_PREFIX}.${10 + index}`,
+    underlayIp: `${UNDERLAY_PREFIX}.${underlaySubnet}.${10 + index}`,
     podCidr: `${POD_CIDR_PREFIX}.${index + 1}.0/24`,
     uplink: `pl${lab.slice(0, 8)}${index + 1}`.slice(0, 15),
   }
@@ -51,6 +54,11 @@ export function nodeLayout(lab: string, index: number): LabNode {
 
 export function underlayNetns(lab: string): string {
   return `pinion-${lab}-underlay`
+}
+
+/** The host's end of the veth into a lab's underlay bridge. */
+export function hostLink(lab: string): string {
+  return `ph${lab}`.slice(0, 15)
 }
 
 /** argv prefix that runs a command inside a lab node (network, mount and UTS namespaces). */

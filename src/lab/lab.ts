@@ -11,7 +11,7 @@ import {createCredentials, kubeconfigYaml, readCredentials} from './certs.js'
 import {labDir, type LabNode, labNodeObject, NODE_API_PORT, nodeKubeconfigPath, nodeLayout, underlayNetns, validateLabName} from './config.js'
 import {LabKubelet} from './api/kubelet.js'
 import {shQuiet} from './netns.js'
-import {createNode, createUnderlay, destroyNamespaces, routePodCidrs} from './nodes.js'
+import {createNode, createUnderlay, destroyNamespaces, disconnectHost, routePodCidrs} from './nodes.js'
 import {readState, updateState, writeState} from './state.js'
 import {createWorkloads} from './workloads.js'
 
@@ -63,12 +63,13 @@ export async function labUp(options: LabUpOptions): Promise<LabSummary> {
     progress(`removing the remains of an earlier lab "${name}"`)
     await labDown(name)
   }
-  const nodes = Array.from({length: options.nodes}, (_, index) => nodeLayout(name, index))
   mkdirSync(labDir(name), {recursive: true})
-  writeState({name, createdAt: new Date().toISOString(), nodes, netns: [], pids: []})
+  writeState({name, createdAt: new Date().toISOString(), nodes: [], netns: [], pids: []})
   try {
     progress('creating the underlay')
-    await createUnderlay(name)
+    const subnet = await createUnderlay(name)
+    const nodes = Array.from({length: options.nodes}, (_, index) => nodeLayout(name, index, subnet))
+    updateState(name, (state) => void (state.nodes = nodes))
     for (const node of nodes) {
       progress(`creating node ${node.name}`)
       await createNode(name, node) // fills in node.holderPid
@@ -120,7 +121,7 @@ export async function labAddNode(name: string): Promise<LabSummary> {
   const state = readState(name)
   if (!state?.kubeconfig) throw new UserError(`lab "${name}" is not up: run \`pinion lab up\``)
   if (state.nodes.length >= 10) throw new UserError('a lab holds at most 10 nodes')
-  const node = nodeLayout(name, state.nodes.length)
+  const node = nodeLayout(name, state.nodes.length, state.underlaySubnet ?? 0)
   updateState(name, (current) => void current.nodes.push(node))
   await createNode(name, node)
   const nodes = readState(name)!.nodes
@@ -151,6 +152,7 @@ export async function labDown(name: string): Promise<{name: string; existed: boo
     for (const pid of pids.filter(processAlive)) process.kill(pid, 'SIGKILL')
   }
   await LabKubelet.cleanRecord(name)
+  await disconnectHost(name)
   if (state) {
     await destroyNamespaces(state.netns)
   } else {

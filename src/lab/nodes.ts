@@ -1,6 +1,6 @@
 import {spawn} from 'node:child_process'
 import {nodeScript} from '../lib/scripts.js'
-import {apiSocketPath, type LabNode, NODE_API_PORT, nodeExecPrefix, underlayNetns} from './config.js'
+import {apiSocketPath, hostLink, LAB_RANGES, type LabNode, NODE_API_PORT, nodeExecPrefix, underlayNetns} from './config.js'
 import {addNetns, sh, shQuiet} from './netns.js'
 import {updateState} from './state.js'
 
@@ -8,10 +8,13 @@ import {updateState} from './state.js'
  * The lab's machines: an underlay namespace holding a bridge, and per node a
  * network namespace (uplink on the bridge, pod CIDRs of the other nodes routed
  * to them), a mount namespace with its own bpffs at /sys/fs/bpf, and a UTS
- * namespace carrying its hostname. Nothing touches the host's own network.
+ * namespace carrying its hostname. The host is plugged into the bridge too
+ * (10.99.S.1), so node addresses are reachable from it (SSH without
+ * overrides); lab ranges are otherwise unreachable on the host, never routed
+ * out through its default route.
  *
- *   [underlay netns: br0] --veth-- eth0 10.99.0.10 [node-1]   pods 10.244.1.0/24
- *                         --veth-- eth0 10.99.0.11 [node-2]   pods 10.244.2.0/24
+ *   [host ph<lab> 10.99.S.1] --veth-- [underlay netns: br0] --veth-- eth0 10.99.S.10 [node-1]   pods 10.244.1.0/24
+ *                                                           --veth-- eth0 10.99.S.11 [node-2]   pods 10.244.2.0/24
  */
 
 /** Directories each node keeps to itself (a tmpfs in its mount namespace), as real nodes have their own disks. */
@@ -38,12 +41,50 @@ async function holdNamespaces(node: LabNode): Promise<number> {
   return holder.pid!
 }
 
-export async function createUnderlay(lab: string): Promise<void> {
+/** Serialises underlay picks and the host's lab routes across every lab on this host (whatever mount namespace runs it). */
+const HOST_LOCK = '/run/pinion-lab-host.lock'
+
+// Under the lock: pick the first 10.99.S.0/24 no other lab (or anything else) uses on the host, plug the
+// host into the lab's bridge with 10.99.S.1, and make sure lab ranges without a more specific route are
+// unreachable from the host rather than sent out through its default route.
+const CONNECT_HOST = `
+exec 9>"$1"; flock 9
+link="$2"; underlay="$3"; shift 3
+for s in $(seq 0 254); do
+  if [ -z "$(ip -4 -o addr show to 10.99.$s.0/24)" ] && [ -z "$(ip -4 route show 10.99.$s.0/24)" ]; then
+    ip link add "$link" type veth peer name host0 netns "$underlay" || exit 1
+    ip addr add 10.99.$s.1/24 dev "$link" && ip link set "$link" up || { ip link del "$link"; exit 1; }
+    for range; do ip -4 route show "$range" | grep -q . || ip route add unreachable "$range" metric 4294967295 || true; done
+    echo "$s"; exit 0
+  fi
+done
+echo "no free 10.99.S.0/24 for another lab" >&2; exit 1
+`
+
+// Under the lock: the host link goes; the unreachable routes go with the last lab.
+const DISCONNECT_HOST = `
+exec 9>"$1"; flock 9
+ip link del "$2" 2>/dev/null; shift 2
+if [ -z "$(ip -4 -o addr show to 10.99.0.0/16)" ]; then for range; do ip route del unreachable "$range" metric 4294967295 2>/dev/null; done; fi
+true
+`
+
+/** The lab's underlay bridge, with the host plugged into it; returns S of its 10.99.S.0/24. */
+export async function createUnderlay(lab: string): Promise<number> {
   const netns = underlayNetns(lab)
   updateState(lab, (state) => void state.netns.push(netns))
   await addNetns(netns)
   await sh(['ip', '-n', netns, 'link', 'add', 'br0', 'type', 'bridge'])
   await sh(['ip', '-n', netns, 'link', 'set', 'br0', 'up'])
+  const subnet = Number((await sh(['sh', '-c', CONNECT_HOST, 'connect-host', HOST_LOCK, hostLink(lab), netns, ...LAB_RANGES])).trim())
+  updateState(lab, (state) => void (state.underlaySubnet = subnet))
+  await sh(['ip', '-n', netns, 'link', 'set', 'host0', 'master', 'br0', 'up'])
+  return subnet
+}
+
+/** Unplug the host from the lab (idempotent). */
+export async function disconnectHost(lab: string): Promise<void> {
+  await shQuiet(['sh', '-c', DISCONNECT_HOST, 'disconnect-host', HOST_LOCK, hostLink(lab), ...LAB_RANGES])
 }
 
 export async function createNode(lab: string, node: LabNode): Promise<void> {

@@ -10,6 +10,8 @@ export interface LabState {
   name: string
   createdAt: string
   nodes: LabNode[]
+  /** S of the lab's underlay 10.99.S.0/24, reachable from the host through hostLink(). */
+  underlaySubnet?: number
   /** Every network namespace the lab made (nodes, underlay, pods). */
   netns: string[]
   /** Processes the lab started (namespace holders, API server). */

@@ -6,7 +6,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import WebSocket from 'ws'
 import {execInPod} from '../../src/cluster/exec.js'
 import {apiStatus, type Clients} from '../../src/cluster/kubeconfig.js'
-import {labDir} from '../../src/lab/config.js'
+import {hostLink, labDir} from '../../src/lab/config.js'
 import {labDown, labSecrets, type LabSummary} from '../../src/lab/lab.js'
 import {readSandboxRecord} from '../../src/lab/api/kubelet.js'
 import {readState} from '../../src/lab/state.js'
@@ -45,7 +45,8 @@ describe('lab cluster through @kubernetes/client-node', () => {
     const {items: nodes} = await api.core.listNode()
     expect(nodes.map((node) => node.metadata!.name)).toEqual(lab.nodes.map((node) => node.name))
     expect(nodes.map((node) => node.spec!.podCIDR)).toEqual(['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24'])
-    expect(nodes[0].status!.addresses).toContainEqual({type: 'InternalIP', address: '10.99.0.10'})
+    expect(lab.nodes[0].underlayIp).toMatch(/^10\.99\.\d+\.10$/)
+    expect(nodes[0].status!.addresses).toContainEqual({type: 'InternalIP', address: lab.nodes[0].underlayIp})
     const {items: pods} = await api.core.listNamespacedPod({namespace: 'default', labelSelector: 'app=web'})
     expect(pods).toHaveLength(6)
     expect(pods.every((pod) => pod.status!.phase === 'Running' && pod.status!.podIP)).toBe(true)
@@ -55,9 +56,26 @@ describe('lab cluster through @kubernetes/client-node', () => {
 
   it('execs in a node through a host-network pod: hostname, addresses, exit codes, stdin', async () => {
     expect((await exec('tools-2', ['hostname'])).stdout.toString().trim()).toBe(lab.nodes[1].name)
-    expect((await exec('tools-2', ['ip', '-4', 'addr', 'show', 'eth0'])).stdout.toString()).toContain('10.99.0.11/24')
+    expect((await exec('tools-2', ['ip', '-4', 'addr', 'show', 'eth0'])).stdout.toString()).toContain(`${lab.nodes[1].underlayIp}/24`)
     expect((await exec('tools-2', ['sh', '-c', 'echo oops >&2; exit 3']))).toMatchObject({exitCode: 3, stderr: 'oops\n'})
     expect((await exec('tools-2', ['cat'], 'through stdin')).stdout.toString()).toBe('through stdin')
+  })
+
+  it('plugs the host into its underlay only: node addresses reachable, other lab addresses unreachable, none via the default route', () => {
+    const node = lab.nodes[0].underlayIp
+    const subnet = node.split('.').slice(0, 3).join('.')
+    expect(execFileSync('ip', ['-4', '-o', 'route', 'get', node], {encoding: 'utf8'})).toMatch(new RegExp(`dev ${hostLink(lab.name)} `))
+    execFileSync('ping', ['-c', '1', '-W', '2', node])
+    // Lab addresses no lab answers for fail on the host at once; they never leave through its default route.
+    for (const address of ['10.244.9.9', '10.96.200.1', `${subnet === '10.99.254' ? '10.99.253' : '10.99.254'}.10`]) {
+      let route = ''
+      try {
+        route = execFileSync('ip', ['-4', '-o', 'route', 'get', address], {encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe']})
+      } catch (error) {
+        route = String((error as {stderr?: string}).stderr)
+      }
+      expect(route, address).toMatch(/unreachable|No route to host|Network is unreachable/)
+    }
   })
 
   it('gives every node its own bpffs', async () => {
@@ -169,6 +187,7 @@ describe('lab down', () => {
     for (const pid of state.pids) expect(processAlive(pid), `pid ${pid}`).toBe(false)
     for (const pid of podServers) expect(processAlive(pid), `pod server ${pid}`).toBe(false)
     expect(existsSync(labDir(lab.name))).toBe(false)
+    expect(execFileSync('ip', ['-o', 'link', 'show'], {encoding: 'utf8'})).not.toContain(`${hostLink(lab.name)}:`)
     expect(await labDown(lab.name)).toEqual({name: lab.name, existed: false})
   })
 })

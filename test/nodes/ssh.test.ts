@@ -11,6 +11,9 @@ import {join} from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {readState} from '../../src/lab/state.js'
+import {nodeExecPrefix} from '../../src/lab/config.js'
+import {LocalShell} from '../../src/nodes/local-shell.js'
+import {acquireLockFile, LOCK_FILE} from '../../src/nodes/lock-file.js'
 import type {LabSummary} from '../../src/lab/lab.js'
 import {waitFor} from '../../src/lib/wait.js'
 import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
@@ -122,5 +125,35 @@ describe('SSH transport', () => {
     const options: NodeAccessOptions = {transport: 'ssh', image: DEFAULT_IMAGE, concurrency: 2, podStartTimeoutMs: 1000, ssh: sshOptions(), sshHosts: {[lab.nodes[0].name]: `127.0.0.1:${port}`}}
     const results = await withNodeAccess(api, options, async (access) => access.forEach(await access.nodes(), async (shell) => (await shell.run(['hostname'])).stdout.toString().trim()))
     expect(results).toMatchObject([{item: lab.nodes[0].name, ok: true, value: lab.nodes[0].name}])
+  })
+
+  it('reaches a node at its own address without --ssh-hosts (the lab routes its underlay to the host), and holds the node lock file while writing', async () => {
+    const node = readState(lab.name)!.nodes[0]
+    // A second sshd, in the node's own network namespace, on port 22 of its underlay address.
+    const child = spawn('nsenter', [`--net=/run/netns/${node.netns}`, `--mount=/proc/${node.holderPid}/ns/mnt`, `--uts=/proc/${node.holderPid}/ns/uts`, '--', '/usr/sbin/sshd', '-D', '-e', '-f', '/dev/null',
+      '-o', `ListenAddress=${node.underlayIp}:22`, '-o', `HostKey=${join(dir, 'host_key')}`, '-o', `AuthorizedKeysFile=${join(dir, 'authorized_keys')}`,
+      '-o', 'PermitRootLogin=prohibit-password', '-o', 'StrictModes=no', '-o', 'UsePAM=no', '-o', `PidFile=${join(dir, 'sshd-node.pid')}`], {stdio: ['ignore', 'ignore', 'pipe']})
+    try {
+      await waitFor('sshd on the node address', () => new Promise<boolean>((resolve) => {
+        const socket = connect(22, node.underlayIp, () => (socket.destroy(), resolve(true)))
+        socket.on('error', () => resolve(false))
+      }), {timeoutMs: 30_000, intervalMs: 100})
+      writeFileSync(join(dir, 'known_hosts'), `${node.underlayIp} ${readFileSync(join(dir, 'host_key.pub'), 'utf8').split(' ').slice(0, 2).join(' ')}\n`)
+      const options: NodeAccessOptions = {transport: 'ssh', image: DEFAULT_IMAGE, concurrency: 2, podStartTimeoutMs: 1000, ssh: sshOptions(), sshHosts: {}}
+      const results = await withNodeAccess(api, options, async (access) => access.forEach(await access.nodes(), async (shell) => {
+        const lock = (await shell.run(['cat', LOCK_FILE])).stdout.toString()
+        // Another writer on the node (another operator's SSH run) is refused while this one holds it.
+        const refused = await acquireLockFile(shell, 'pinion install (other@elsewhere, pid 2)').then(() => 'taken', (error: Error) => error.message)
+        return {hostname: (await shell.run(['hostname'])).stdout.toString().trim(), lock, refused}
+      }, {purpose: 'test-write'}))
+      expect(results[0].error).toBeUndefined()
+      expect(results[0].value!.hostname).toBe(node.name)
+      expect(results[0].value!.lock).toMatch(/^\d+\npinion test-write \(/)
+      expect(results[0].value!.refused).toMatch(/is locked by pinion test-write/)
+      // Released afterwards.
+      expect((await new LocalShell(node.name, nodeExecPrefix(node)).run(['test', '-e', LOCK_FILE])).exitCode).not.toBe(0)
+    } finally {
+      child.kill('SIGKILL')
+    }
   })
 })

@@ -45,7 +45,7 @@ describe('synthetic traceflow', () => {
       `${lab.nodes[1].name}:Conntrack:Forwarded`,
       `${lab.nodes[1].name}:Forwarding:Delivered`,
     ])
-    expect(remote.observations[2].detail).toContain('10.99.0.11')
+    expect(remote.observations[2].detail).toContain(lab.nodes[1].underlayIp)
   })
 
   it('shows the DNAT of a Service to a backend pod', async () => {
