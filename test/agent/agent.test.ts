@@ -8,7 +8,7 @@ import {createHash} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 import type * as k8s from '@kubernetes/client-node'
-import {RbacAuthorizationV1Api} from '@kubernetes/client-node'
+import {CoordinationV1Api, RbacAuthorizationV1Api} from '@kubernetes/client-node'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {execInPod} from '../../src/cluster/exec.js'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
@@ -27,6 +27,7 @@ import {waitFor} from '../../src/lib/wait.js'
 import {POLICY_LOG_FILE, type PolicyLogRecord, setLoggingConfig} from '../../src/monitor/policy-logging.js'
 import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
 import {LocalShell} from '../../src/nodes/local-shell.js'
+import {LEASE_NAMESPACE, leaseName} from '../../src/nodes/node-lease.js'
 import {defaultSshOptions} from '../../src/nodes/ssh-shell.js'
 import {startLab, stopLab} from '../helpers/lab.js'
 import {REPO_ROOT} from '../helpers/system.js'
@@ -223,6 +224,29 @@ describe('pinion agent', () => {
     await waitFor('the policy removal to allow again', async () => (await probe('web-1-1', 'tcp', target, 80)).ok, {timeoutMs: 10_000})
   })
 
+  it('shares each node\'s writer lease with install: the agents hand their nodes over, then take them back and reconcile', async () => {
+    const coordination = api.config.makeApiClient(CoordinationV1Api)
+    const lease = (node: string) => coordination.readNamespacedLease({namespace: LEASE_NAMESPACE, name: leaseName(node)})
+    const before = new Map<string, {transitions: number; reconciles: number}>()
+    for (const node of lab.nodes) {
+      const held = await lease(node.name)
+      expect(held.spec?.holderIdentity).toBe(`agent:${node.name}`)
+      before.set(node.name, {transitions: held.spec?.leaseTransitions ?? 0, reconciles: (await agentStatus(node.name)).fullReconciles})
+    }
+    const result = await install(api, {nodes: [], access, pinRoot: DEFAULT_PIN_ROOT, progress: false, dryRun: false, agent: {image: 'ghcr.io/pinion-dev/agent:test', timeoutMs: 90_000}})
+    expect(result.nodes.every((outcome) => outcome.ok), JSON.stringify(result.nodes)).toBe(true)
+    for (const node of lab.nodes) {
+      await waitFor(`the agent on ${node.name} to hold its lease again`, async () => {
+        const status = await agentStatus(node.name)
+        return status.lease?.held && status.fullReconciles > before.get(node.name)!.reconciles
+      }, {timeoutMs: 20_000, intervalMs: 200})
+      const held = await lease(node.name)
+      expect(held.spec?.holderIdentity).toBe(`agent:${node.name}`)
+      // Agent -> install -> agent.
+      expect(held.spec?.leaseTransitions).toBeGreaterThanOrEqual(before.get(node.name)!.transitions + 2)
+    }
+  })
+
   it('never starts a pod while its node\'s agent is stopped, and status names the node and the pod it cannot enforce', async () => {
     const node = lab.nodes[1].name
     const {pid} = await agentStatus(node)
@@ -250,14 +274,16 @@ describe('pinion agent', () => {
     } finally {
       process.kill(pid, 'SIGCONT')
     }
-    // Back, the agent lets the pod start enforced; a full reconcile (as `pinion sync` asks) re-attaches the other.
+    // Back, the agent lets the pod start enforced; a full reconcile (its own after the lapsed lease, or the one `pinion sync` asks for) re-attaches the other.
     const waiting = await running('waiting-1', 60_000)
     expect(await hasEndpoint(node, waiting.status!.podIP!)).toBe(true)
     const sync = spawn(`${REPO_ROOT}bin/run.js`, ['sync', '--kubeconfig', lab.kubeconfig, '-o', 'json'], {stdio: ['ignore', 'pipe', 'inherit']})
     let synced = ''
     sync.stdout!.on('data', (chunk: Buffer) => (synced += chunk.toString()))
     expect(await new Promise((resolve) => sync.on('exit', resolve))).toBe(0)
-    expect((JSON.parse(synced) as {node: string; action: string}[]).map((outcome) => outcome.action)).toContain('synced by agent')
+    // Stopped past its lease, the agent already reconciled on its own when it came back (someone may have written meanwhile).
+    const outcome = (JSON.parse(synced) as {node: string; action: string}[]).find((item) => item.node === node)!
+    expect(['synced by agent', 'unchanged (agent)']).toContain(outcome.action)
     expect((await clusterStatus(api, access, [node], DEFAULT_PIN_ROOT))[0]).toMatchObject({health: 'healthy', unenforced: []})
     await deletePod('waiting-1')
   }, 180_000)
