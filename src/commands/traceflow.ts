@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
 import {TCP_FLAGS} from '../datapath/packet.js'
 import {BaseCommand} from '../lib/base-command.js'
+import {parseDuration} from '../lib/duration.js'
 import {pinRootFlag} from '../lib/datapath-flags.js'
 import {UsageError} from '../lib/errors.js'
 import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
@@ -34,7 +35,8 @@ export default class Traceflow extends BaseCommand {
     'src-port': Flags.integer({description: 'Source port (default: random)', min: 1, max: 65535}),
     'tcp-flags': Flags.string({description: 'TCP flags, comma separated', default: 'SYN'}),
     expect: Flags.string({description: 'Exit 1 unless the result is this', options: ['delivered', 'dropped', 'forwardedoutofnetwork']}),
-    live: Flags.boolean({description: 'Send one real, DSCP-tagged packet from the source pod (needs nc/ping in it) and report the trace events every node emitted; --timeout bounds the wait (default 10s)', default: false}),
+    live: Flags.boolean({description: 'Send one real, DSCP-tagged packet from the source pod (needs nc/ping in it) and report the trace events every node emitted', default: false}),
+    'live-wait': Flags.string({description: 'With --live: how long to wait for the packet\'s trace events (the overall --timeout still holds)', default: '10s'}),
   }
 
   async run(): Promise<void> {
@@ -48,7 +50,7 @@ export default class Traceflow extends BaseCommand {
       dstPort: flags['dst-port'],
       srcPort: flags['src-port'],
       tcpFlags: tcpFlags(flags['tcp-flags']),
-    }, flags['pin-root'], flags.live ? {timeoutMs: this.argv.some((arg) => arg.startsWith('--timeout')) ? this.globals.timeoutMs : 10_000} : undefined)
+    }, flags['pin-root'], flags.live ? {timeoutMs: parseDuration(flags['live-wait'])} : undefined)
     if (this.globals.output === 'table' || this.globals.output === 'wide') {
       this.log(`${trace.spec.protocol} ${trace.spec.source} -> ${trace.spec.destination} (${trace.mode})`)
     }

@@ -48,7 +48,7 @@ export async function setLoggingConfig(api: Clients, access: NodeAccessOptions, 
     const results = await session.forEach(await session.nodes(), (shell) => updateNodeConfig(shell, pinRoot, (current) => {
       current.policyLogAllow = config.allow.log ? 1 : 0
       current.policyLogDeny = config.deny.log ? 1 : 0
-    }))
+    }), {purpose: 'policy-logging set'})
     return results.map((result) => ({node: result.item, ok: result.ok, error: result.error}))
   })
 }
