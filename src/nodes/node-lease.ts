@@ -229,26 +229,26 @@ export class NodeLease {
     delete annotations[HANDOVER_ANNOTATION]
     body.metadata = {...body.metadata, annotations}
     body.spec = this.spec(lease.spec)
-    try {
-      this.current = await this.coordination.replaceNamespacedLease({name: this.name, namespace: LEASE_NAMESPACE, body})
-    } catch (error) {
-      if (apiStatus(error) === 409) return false
-      throw new UserError(`cannot take lease ${LEASE_NAMESPACE}/${this.name}: ${apiErrorMessage(error)}`)
-    }
+    if (!(await this.replaceUnlessChanged(body, 'take'))) return false
     this.lastRenewed = Date.now()
     this.lost = false
     return true
   }
 
-  private async askHandover(lease: Lease): Promise<boolean> {
+  private askHandover(lease: Lease): Promise<boolean> {
     const body = structuredClone(lease)
     body.metadata = {...body.metadata, annotations: {...body.metadata?.annotations, [HANDOVER_ANNOTATION]: this.identity}}
+    return this.replaceUnlessChanged(body, 'ask for')
+  }
+
+  /** Replace the lease; false when it changed since it was read (409): the caller reads it again. */
+  private async replaceUnlessChanged(body: Lease, what: string): Promise<boolean> {
     try {
       this.current = await this.coordination.replaceNamespacedLease({name: this.name, namespace: LEASE_NAMESPACE, body})
       return true
     } catch (error) {
       if (apiStatus(error) === 409) return false
-      throw new UserError(`cannot ask for lease ${LEASE_NAMESPACE}/${this.name}: ${apiErrorMessage(error)}`)
+      throw new UserError(`cannot ${what} lease ${LEASE_NAMESPACE}/${this.name}: ${apiErrorMessage(error)}`)
     }
   }
 
