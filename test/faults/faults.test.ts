@@ -13,7 +13,8 @@ import {join} from 'node:path'
 import * as k8s from '@kubernetes/client-node'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
-import {DEFAULT_PIN_ROOT} from '../../src/datapath/catalogue.js'
+import {BpfTool} from '../../src/datapath/bpftool.js'
+import {DEFAULT_PIN_ROOT, mapPinPath} from '../../src/datapath/catalogue.js'
 import {NODE_STATE_FILE} from '../../src/install/node-state.js'
 import {nodeExecPrefix} from '../../src/lab/config.js'
 import type {LabSummary} from '../../src/lab/lab.js'
@@ -261,6 +262,24 @@ describe('fault injection (built CLI, three-node lab)', () => {
       expect(await leaseHolders()).toEqual(lab.nodes.map(() => undefined))
     }
   })
+
+  it('a plan that does not fit any node is refused before any node is touched, naming the map, the count and the limit', async () => {
+    await arrange(allNodes())
+    const policyEntries = async () => Promise.all(lab.nodes.map(async (node) => (await new BpfTool(nodeShell(node.name)).dumpMap(mapPinPath(DEFAULT_PIN_ROOT, 'pinion_policy'))).length))
+    const before = await policyEntries()
+    // 601 CIDRs x 501 ports: about 301,000 entries for each selected pod, over pinion_policy's 262,144.
+    const peers = Array.from({length: 601}, (_, index) => ({ipBlock: {cidr: `172.16.${Math.floor(index / 250)}.${index % 250}/32`}}))
+    const ports = Array.from({length: 501}, (_, index) => ({protocol: 'TCP', port: 1000 + index}))
+    await api.networking.createNamespacedNetworkPolicy({namespace: 'default', body: {metadata: {name: 'too-big'}, spec: {podSelector: {matchLabels: {app: 'web'}}, policyTypes: ['Ingress'], ingress: [{_from: peers, ports}]}}})
+    try {
+      const result = await run('sync')
+      expect(result.code).toBe(1)
+      expect(result.stderr).toMatch(/does not fit: pinion_policy needs \d{6} entries, its limit is 262144; nothing was changed/)
+      expect(await policyEntries()).toEqual(before)
+    } finally {
+      await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'too-big'})
+    }
+  }, 120_000)
 
   it('sync --watch rides out the API server going away: few lines, and it catches up when it is back', {timeout: 180_000}, async () => {
     await arrange([lab.nodes[0].name])
