@@ -46,7 +46,7 @@ bench: build
 	./bench/run.sh
 
 readme: build
-	npx oclif manifest && npx oclif readme --no-aliases && rm -f oclif.manifest.json
+	npx oclif readme --no-aliases
 
 clean:
 	rm -rf dist

@@ -9,3 +9,4 @@ run bench/service-forwarding.ts
 run bench/ct-decode.ts "${CT_ENTRIES:-1000000}"
 run bench/scale.ts
 run bench/agent.ts
+echo; echo "== bench/startup.sh"; bench/startup.sh

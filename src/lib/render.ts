@@ -1,6 +1,12 @@
 import {Chalk, type ChalkInstance} from 'chalk'
-import Table from 'cli-table3'
-import {stringify as toYaml} from 'yaml'
+import {createRequire} from 'node:module'
+import type TableType from 'cli-table3'
+import type {stringify as YamlStringify} from 'yaml'
+
+// Loaded when first used: every command starts without them (start-up time), most print only one format.
+const require = createRequire(import.meta.url)
+const newTable = (options: TableType.TableConstructorOptions) => new (require('cli-table3') as typeof TableType)(options)
+const toYaml = (data: unknown) => (require('yaml') as {stringify: typeof YamlStringify}).stringify(data, {lineWidth: 0})
 
 export const OUTPUT_FORMATS = ['table', 'wide', 'json', 'yaml'] as const
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number]
@@ -28,7 +34,7 @@ function cellText(value: unknown): string {
 export function renderTable<T>(rows: readonly T[], columns: readonly Column<T>[], options: {wide?: boolean; color?: ChalkInstance} = {}): string {
   const shown = columns.filter((column) => options.wide || !column.wide)
   const color = options.color ?? new Chalk({level: 0})
-  const table = new Table({
+  const table = newTable({
     head: shown.map((column) => color.bold(column.header)),
     style: {head: [], border: []},
     chars: {
@@ -46,5 +52,5 @@ export function renderTable<T>(rows: readonly T[], columns: readonly Column<T>[]
 
 export function renderStructured(data: unknown, format: 'json' | 'yaml'): string {
   if (format === 'json') return JSON.stringify(data, null, 2)
-  return toYaml(data, {lineWidth: 0}).trimEnd()
+  return toYaml(data).trimEnd()
 }
