@@ -1,18 +1,19 @@
 /** Shared helpers of the benchmark scripts: scratch datapaths, timing, tables. */
 import {execFileSync} from 'node:child_process'
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {BpfTool} from '../src/datapath/bpftool.js'
 import {MAPS, mapPinPath} from '../src/datapath/catalogue.js'
 import {byMap, type MapEntry} from '../src/datapath/entries.js'
+import {localMapToolPath, MapTool, useMapTool} from '../src/datapath/maptool.js'
 import {LocalShell} from '../src/nodes/local-shell.js'
 
 export const OBJECT = new URL('../dist/bpf/pinion.bpf.o', import.meta.url).pathname
 export const BENCH_OBJECT = new URL('../dist/bpf/bench.bpf.o', import.meta.url).pathname
 
 /** A loaded datapath (and bench.bpf.c's programs on the same maps) in its own bpffs, run from a private network namespace with one veth. */
-export async function scratchDatapath(tag: string): Promise<{netns: string; root: string; shell: LocalShell; bpftool: BpfTool; ifindex: number; write: (entries: MapEntry[]) => Promise<void>; destroy: () => void}> {
+export async function scratchDatapath(tag: string): Promise<{netns: string; root: string; shell: LocalShell; bpftool: BpfTool; maps: MapTool; ifindex: number; write: (entries: MapEntry[]) => Promise<void>; destroy: () => void}> {
   const netns = `pinion-bench-${tag}-${process.pid}`
   const root = mkdtempSync(join(tmpdir(), 'pinion-bench-'))
   // Safe to call at any point of the setup, and twice.
@@ -33,6 +34,8 @@ export async function scratchDatapath(tag: string): Promise<{netns: string; root
     const [link] = JSON.parse(execFileSync('ip', ['-n', netns, '-j', 'link', 'show', 'pod-a'], {encoding: 'utf8'})) as {ifindex: number}[]
     const shell = new LocalShell(netns, ['ip', 'netns', 'exec', netns])
     const bpftool = new BpfTool(shell)
+    const maps = new MapTool(shell, localMapToolPath())
+    useMapTool(shell, maps)
     await bpftool.loadAll(OBJECT, `${root}/progs`, `${root}/maps`)
     // The benchmark programs share the datapath's maps.
     await bpftool.loadAll(BENCH_OBJECT, `${root}/bench`, `${root}/bench_maps`, Object.fromEntries(MAPS.map((map) => [map.name, mapPinPath(root, map.name)])))
@@ -41,11 +44,10 @@ export async function scratchDatapath(tag: string): Promise<{netns: string; root
       root,
       shell,
       bpftool,
+      maps,
       ifindex: link.ifindex,
       write: async (entries) => {
-        for (const [map, items] of byMap(entries)) {
-          for (let i = 0; i < items.length; i += 20_000) await bpftool.batch(mapPinPath(root, map), items.slice(i, i + 20_000))
-        }
+        for (const [map, items] of byMap(entries)) await maps.batch(mapPinPath(root, map), items)
       },
       destroy,
     }
@@ -55,8 +57,13 @@ export async function scratchDatapath(tag: string): Promise<{netns: string; root
   }
 }
 
+/**
+ * This process's peak resident memory (VmHWM: per address space, so a child
+ * does not inherit its parent's peak as getrusage's maxrss does across exec).
+ */
 export function peakRssMb(): number {
-  return Math.round(process.resourceUsage().maxRSS / 1024)
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+  return Math.round((kb ? Number(kb[1]) : process.resourceUsage().maxRSS) / 1024)
 }
 
 export async function timed<T>(fn: () => Promise<T> | T): Promise<{value: T; ms: number}> {

@@ -6,7 +6,7 @@ run() { echo; echo "== $*"; unshare --mount --propagation private -- node --impo
 run bench/datapath-cost.ts
 run bench/control-plane.ts
 run bench/service-forwarding.ts
-run bench/ct-decode.ts "${CT_ENTRIES:-1000000}"
+run bench/map-io.ts "${CT_ENTRIES:-1000000}"
 run bench/scale.ts
 run bench/agent.ts
 echo; echo "== bench/startup.sh"; bench/startup.sh

@@ -4,7 +4,7 @@ import {dirname} from 'node:path'
 import type * as k8s from '@kubernetes/client-node'
 import {CoreV1Api} from '@kubernetes/client-node'
 import {DEFAULT_INFORMER_OPTIONS, Informer, type InformerOptions, type KubeObjectLike} from '../cluster/informer.js'
-import {BpfTool} from '../datapath/bpftool.js'
+import {nodeMapTool} from '../datapath/maptool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {METRICS_SLOTS, metricsSlotParts} from '../datapath/constants.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
@@ -505,7 +505,7 @@ export class Agent {
 
   /** The datapath emits verdict events only for what is logged. */
   private async applyLoggingSwitches(): Promise<void> {
-    await updateConfig(new BpfTool(this.options.shell), this.options.pinRoot, (current) => {
+    await updateConfig(await nodeMapTool(this.options.shell), this.options.pinRoot, (current) => {
       current.policyLogAllow = this.logging.allow.log ? 1 : 0
       current.policyLogDeny = this.logging.deny.log ? 1 : 0
     })
@@ -610,7 +610,7 @@ export class Agent {
     }
     metric('pinion_map_entries', 'gauge', 'Entries the control plane keeps in each map.', Object.entries(status.fill).map(([map, count]) => [`{map="${map}"}`, count]))
     try {
-      const rows = await new BpfTool(this.options.shell).dumpMap(mapPinPath(this.options.pinRoot, 'pinion_metrics_v2'))
+      const rows = await (await nodeMapTool(this.options.shell)).dumpMap(mapPinPath(this.options.pinRoot, 'pinion_metrics_v2'))
       const packets: [string, number][] = []
       const bytes: [string, number][] = []
       for (const row of rows) {

@@ -1,7 +1,7 @@
 import {attachPrograms, interfacesWithPinion} from '../datapath/attach.js'
-import {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {endpointEntry, type MapEntry} from '../datapath/entries.js'
+import {type MapTool, nodeMapTool} from '../datapath/maptool.js'
 import {configIndex, endpointKey, pinionConfig} from '../datapath/structs.js'
 import {resolveInterfaces} from '../install/node-install.js'
 import {nextFlowEpoch} from '../install/runtime-config.js'
@@ -20,8 +20,8 @@ export interface EndpointState {
 const podKey = (endpoint: {namespace: string; name: string}) => `${endpoint.namespace}/${endpoint.name}`
 
 /**
- * The agent's hands on its own node: pinned maps written directly (bpftool
- * on this host, no debug pod), programs attached to pod interfaces, and what
+ * The agent's hands on its own node: pinned maps written directly (the
+ * native map tool on this host, no debug pod), programs attached to pod interfaces, and what
  * it did to each endpoint. Map writes follow the rule of the CLI path: rules,
  * identities and backends before what points at them, deletions in reverse.
  */
@@ -31,14 +31,15 @@ export class NodeDatapath {
   private readonly hinted = new Map<string, NodeInterface>()
   /** Pod addresses whose endpoint entry is in the map. */
   private readonly written = new Set<string>()
-  private readonly bpftool: BpfTool
   attachErrors = 0
 
   constructor(
     private readonly shell: NodeShell,
     readonly pinRoot: string,
-  ) {
-    this.bpftool = new BpfTool(shell)
+  ) {}
+
+  private maps(): Promise<MapTool> {
+    return nodeMapTool(this.shell)
   }
 
   /** The CNI plugin's word on which host interface carries a pod's address. */
@@ -60,7 +61,7 @@ export class NodeDatapath {
     for (const key of [...this.endpoints.keys()]) if (!plan.endpoints.some((endpoint) => podKey(endpoint) === key)) this.endpoints.delete(key)
     const ready = this.prepare(plan.endpoints, interfaces)
     // Maps first, then programs: a pod's first packet finds its entries.
-    const changes = await applyEntries(this.bpftool, this.pinRoot, [...plan.entries, ...ready.map((item) => item.entry)], {programsRunning: true})
+    const changes = await applyEntries(await this.maps(), this.pinRoot, [...plan.entries, ...ready.map((item) => item.entry)], {programsRunning: true})
     this.written.clear()
     for (const item of ready) this.written.add(item.endpoint.ip)
     await this.attach(ready)
@@ -86,9 +87,9 @@ export class NodeDatapath {
     const upserts = [...delta.upserts, ...ready.map((item) => item.entry)]
     const deletes: {map: string; key: Buffer}[] = [...delta.deletes, ...endpointDeletes.map((key) => ({map: 'pinion_endpoint', key}))]
     if (upserts.length + deletes.length > 0) {
-      // One bpftool process: writes in dependency order, deletions in reverse, the flow epoch last.
+      // One process: writes in dependency order, deletions in reverse, the flow epoch last.
       const config = await this.nextConfig()
-      await this.bpftool.batchMany([
+      await (await this.maps()).batchMany([
         ...MANAGED_MAPS.map((map) => ({pinPath: mapPinPath(this.pinRoot, map), updates: upserts.filter((entry) => entry.map === map)})),
         ...[...MANAGED_MAPS].reverse().map((map) => ({pinPath: mapPinPath(this.pinRoot, map), deletes: deletes.filter((entry) => entry.map === map).map((entry) => entry.key)})),
         {pinPath: mapPinPath(this.pinRoot, 'pinion_config'), updates: [config]},
@@ -101,7 +102,7 @@ export class NodeDatapath {
 
   /** pinion_config as it is now, with the next flow epoch (read back each time: the CLI may switch logging). */
   private async nextConfig(): Promise<{key: Buffer; value: Buffer}> {
-    const [row] = await this.bpftool.dumpMap(mapPinPath(this.pinRoot, 'pinion_config'))
+    const [row] = await (await this.maps()).dumpMap(mapPinPath(this.pinRoot, 'pinion_config'))
     const config = row?.value ? pinionConfig.decode(row.value) : {}
     nextFlowEpoch(config)
     return {key: configIndex.encode({index: 0}), value: pinionConfig.encode(config)}

@@ -7,6 +7,9 @@ export const DATAPATH_ABI_VERSION = 1
 
 export const DEFAULT_PIN_ROOT = '/sys/fs/bpf/pinion'
 
+/** Where Pinion keeps its files on a node (objects, the native map tool, install record). */
+export const NODE_STATE_DIR = '/var/lib/pinion'
+
 /** Where compiled objects live inside the package. */
 export const BPF_OBJECT = 'pinion.bpf.o'
 

@@ -51,6 +51,7 @@ export class Struct {
   readonly fields: readonly Field[]
   readonly size: number
   readonly align: number
+  private compiled?: (buffer: Buffer, base: number) => Decoded
 
   constructor(
     readonly name: string,
@@ -75,12 +76,21 @@ export class Struct {
     if (buffer.length - base < this.size) {
       throw new Error(`${this.name}: need ${this.size} bytes, got ${buffer.length - base}`)
     }
-    const out: Decoded = {}
-    for (const field of this.fields) {
-      if (typeof field.type === 'string' && field.type.startsWith('pad[')) continue
-      out[field.key] = decodeField(buffer, base + field.offset, field)
+    return this.decoder(buffer, base)
+  }
+
+  /**
+   * A decoder made once per struct: one reader per visible field and an
+   * object literal of fixed shape (decoding is the hot loop of every map dump).
+   */
+  private get decoder(): (buffer: Buffer, base: number) => Decoded {
+    if (!this.compiled) {
+      const visible = this.fields.filter((field) => !(typeof field.type === 'string' && field.type.startsWith('pad[')))
+      const body = `return {${visible.map((field, index) => `${JSON.stringify(field.key)}: readers[${index}](buffer, base + ${field.offset})`).join(', ')}}`
+      const make = new Function('readers', `return (buffer, base) => { ${body} }`) as (readers: FieldReader[]) => (buffer: Buffer, base: number) => Decoded
+      this.compiled = make(visible.map(fieldReader))
     }
-    return out
+    return this.compiled
   }
 
   encode(value: Decoded, into?: Buffer, base = 0): Buffer {
@@ -138,19 +148,27 @@ export function ipv4ToBytes(address: string): Buffer {
   return Buffer.from(parts.map(Number))
 }
 
-function decodeField(buffer: Buffer, offset: number, field: Field): unknown {
-  const {type} = field
-  if (type instanceof Struct) return type.decode(buffer, offset)
-  if (type === 'ipv4') return ipv4ToString(buffer, offset)
-  if (type === 'be16') return buffer.readUInt16BE(offset)
-  if (type === 'mac') return [...buffer.subarray(offset, offset + 6)].map((byte) => byte.toString(16).padStart(2, '0')).join(':')
+type FieldReader = (buffer: Buffer, offset: number) => unknown
+
+function fieldReader(field: Field): FieldReader {
+  const {type, size} = field
+  if (type instanceof Struct) return (buffer, offset) => type.decode(buffer, offset)
+  if (type === 'ipv4') return ipv4ToString
+  if (type === 'be16') return (buffer, offset) => buffer.readUInt16BE(offset)
+  if (type === 'mac') return (buffer, offset) => [...buffer.subarray(offset, offset + 6)].map((byte) => byte.toString(16).padStart(2, '0')).join(':')
   if (type.startsWith('char[')) {
-    const raw = buffer.subarray(offset, offset + field.size)
-    const end = raw.indexOf(0)
-    return raw.subarray(0, end === -1 ? raw.length : end).toString('utf8')
+    return (buffer, offset) => {
+      const raw = buffer.subarray(offset, offset + size)
+      const end = raw.indexOf(0)
+      return raw.subarray(0, end === -1 ? raw.length : end).toString('utf8')
+    }
   }
-  if (type.startsWith('u8[')) return buffer.subarray(offset, offset + field.size).toString('hex')
-  return readUnsigned(buffer, offset, field.size)
+  if (type.startsWith('u8[')) return (buffer, offset) => buffer.subarray(offset, offset + size).toString('hex')
+  if (size === 8) {
+    // Two 32-bit halves: counters stay far below 2^53 and Number keeps JSON output plain (no BigInt per field).
+    return LITTLE ? (buffer, offset) => buffer.readUInt32LE(offset) + buffer.readUInt32LE(offset + 4) * 0x1_0000_0000 : (buffer, offset) => buffer.readUInt32BE(offset) * 0x1_0000_0000 + buffer.readUInt32BE(offset + 4)
+  }
+  return (buffer, offset) => readUnsigned(buffer, offset, size)
 }
 
 function encodeField(buffer: Buffer, offset: number, field: Field, value: unknown): void {

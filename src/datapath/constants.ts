@@ -57,9 +57,11 @@ export function protoName(proto: number): string {
 
 /** "SYN,ACK" style names of a TCP flags byte. */
 export function tcpFlagNames(flags: number): string {
-  const names = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR']
-  return names.filter((_, bit) => flags & (1 << bit)).join(',')
+  return TCP_FLAG_NAMES[flags & 0xff]
 }
+
+/** Every flags byte's names, made once (conntrack dumps name two per entry). */
+const TCP_FLAG_NAMES = Array.from({length: 256}, (_, flags) => ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR'].filter((_, bit) => flags & (1 << bit)).join(','))
 
 /** A policy cookie is (policy id << 8) | rule number; rule 0 = selected, no rule matched. */
 export function splitCookie(cookie: number): {policyId: number; rule: number} {

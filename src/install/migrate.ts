@@ -1,6 +1,6 @@
-import type {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {Struct} from '../datapath/codec.js'
+import type {MapIo} from '../datapath/maptool.js'
 import {ctEntry} from '../datapath/structs.js'
 
 /** The first release's ct_entry (pinion_ct4): a u16 rev-NAT index. */
@@ -30,14 +30,14 @@ const MIGRATIONS = [{from: 'pinion_ct4', fromValue: ctEntryV1, to: 'pinion_ct4_v
  * `pinned`: the map names pinned before the new object was loaded.
  * Returns how many entries were carried over.
  */
-export async function migrateRetiredMaps(bpftool: BpfTool, pinRoot: string, pinned: ReadonlySet<string>): Promise<number> {
+export async function migrateRetiredMaps(maps: MapIo, pinRoot: string, pinned: ReadonlySet<string>): Promise<number> {
   let copied = 0
   for (const {from, fromValue, to, toValue} of MIGRATIONS) {
     if (!pinned.has(from)) continue
     const source = mapPinPath(pinRoot, from)
-    const rows = await bpftool.dumpMap(source)
+    const rows = await maps.dumpMap(source)
     const entries = rows.filter((row) => row.value).map((row) => ({key: row.key, value: toValue.encode(fromValue.decode(row.value!))}))
-    await bpftool.batch(mapPinPath(pinRoot, to), entries)
+    await maps.batch(mapPinPath(pinRoot, to), entries)
     copied += entries.length
   }
   return copied

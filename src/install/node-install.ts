@@ -1,6 +1,7 @@
 import {attachPrograms, detachPrograms, interfacesWithPinion} from '../datapath/attach.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {DATAPATH_ABI_VERSION, MAPS, mapPinPath} from '../datapath/catalogue.js'
+import {NODE_TOOL_DIR, nodeMapTool} from '../datapath/maptool.js'
 import {basename} from 'node:path'
 import {copyIn} from '../nodes/copy.js'
 import {LOCK_FILE} from '../nodes/lock-file.js'
@@ -87,12 +88,12 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
   const upgrade = !hadPrograms || previous.objectSha !== object.sha
   const interfaces = await resolveInterfaces(shell)
   const podInterfaces = plan.endpoints.flatMap((endpoint) => interfaces.get(endpoint.ip)?.name ?? [])
-  const bpftool = new BpfTool(shell)
-  const fill = () => applyEntries(bpftool, pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)], {programsRunning: hadPrograms})
   // What this run changed, so a failure undoes exactly that and nothing else.
-  const done = {rootCreated: false, objectCopied: '', mapsPinned: [] as string[], attached: false}
+  const done = {rootCreated: false, objectCopied: '', mapsPinned: [] as string[], attached: false, freshNode: previous === undefined}
   let changes: MapChanges
   try {
+    const maps = await nodeMapTool(shell)
+    const fill = () => applyEntries(maps, pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)], {programsRunning: hadPrograms})
     if (upgrade) {
       const objectDir = `${NODE_STATE_DIR}/bpf`
       const objectName = `pinion-${object.sha.slice(0, 12)}.bpf.o`
@@ -106,7 +107,7 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       done.mapsPinned = MAPS.map((spec) => spec.name).filter((name) => !pinnedBefore.has(name))
       // A map with a new layout starts empty: conntrack is carried over and
       // the rest filled before the new programs see a packet.
-      const carried = await migrateRetiredMaps(bpftool, pinRoot, pinnedBefore)
+      const carried = await migrateRetiredMaps(maps, pinRoot, pinnedBefore)
       if (carried > 0) progress(`carried ${carried} conntrack entries into the new layout`)
       progress('filling maps')
       changes = await fill()
@@ -140,7 +141,7 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
  * it created removed. Other pin roots, other runs' files and the node
  * record are never touched.
  */
-async function rollBack(shell: NodeShell, pinRoot: string, hadPrograms: boolean, podInterfaces: readonly string[], done: {rootCreated: boolean; objectCopied: string; mapsPinned: readonly string[]; attached: boolean}): Promise<void> {
+async function rollBack(shell: NodeShell, pinRoot: string, hadPrograms: boolean, podInterfaces: readonly string[], done: {rootCreated: boolean; objectCopied: string; mapsPinned: readonly string[]; attached: boolean; freshNode: boolean}): Promise<void> {
   if (hadPrograms) {
     await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`).catch(() => {})
     await shell.run(['rm', '-rf', `${pinRoot}/progs_new`, `${pinRoot}/maps_new`])
@@ -150,6 +151,8 @@ async function rollBack(shell: NodeShell, pinRoot: string, hadPrograms: boolean,
   if (done.rootCreated) await shell.run(['rm', '-rf', pinRoot])
   else await shell.run(['rm', '-rf', `${pinRoot}/progs_new`, `${pinRoot}/maps_new`, ...done.mapsPinned.map((name) => mapPinPath(pinRoot, name))])
   if (done.objectCopied) await shell.run(['rm', '-f', done.objectCopied])
+  // The native map tool came with this run on a node Pinion never had.
+  if (done.freshNode) await shell.run(['rm', '-rf', NODE_TOOL_DIR])
 }
 
 /** Detach from every interface, unpin everything and remove Pinion's files; idempotent. */

@@ -1,7 +1,7 @@
+import {NODE_STATE_DIR} from '../datapath/catalogue.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
 
-/** Where Pinion keeps its files on a node (objects, install record). */
-export const NODE_STATE_DIR = '/var/lib/pinion'
+export {NODE_STATE_DIR}
 export const NODE_STATE_FILE = `${NODE_STATE_DIR}/state.json`
 /** The agent's own report (written by it after every sync) and its local socket. */
 export const AGENT_STATUS_FILE = `${NODE_STATE_DIR}/agent.json`

@@ -1,21 +1,21 @@
-import {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import type {Decoded} from '../datapath/codec.js'
+import {type MapIo, nodeMapTool} from '../datapath/maptool.js'
 import {configIndex, pinionConfig} from '../datapath/structs.js'
 import type {NodeShell} from '../nodes/shell.js'
 
 /** Read-modify-write of a node's pinion_config entry (logging switches, tracing, flow epoch). */
-export async function updateConfig(bpftool: BpfTool, pinRoot: string, change: (config: Decoded) => void): Promise<Decoded> {
+export async function updateConfig(maps: MapIo, pinRoot: string, change: (config: Decoded) => void): Promise<Decoded> {
   const path = mapPinPath(pinRoot, 'pinion_config')
-  const [row] = await bpftool.dumpMap(path)
+  const [row] = await maps.dumpMap(path)
   const config = row?.value ? pinionConfig.decode(row.value) : {}
   change(config)
-  await bpftool.batch(path, [{key: configIndex.encode({index: 0}), value: pinionConfig.encode(config)}])
+  await maps.batch(path, [{key: configIndex.encode({index: 0}), value: pinionConfig.encode(config)}])
   return config
 }
 
 export async function updateNodeConfig(shell: NodeShell, pinRoot: string, change: (config: Decoded) => void): Promise<Decoded> {
-  return updateConfig(new BpfTool(shell), pinRoot, change)
+  return updateConfig(await nodeMapTool(shell), pinRoot, change)
 }
 
 /**

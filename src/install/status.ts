@@ -1,6 +1,6 @@
 import type * as k8s from '@kubernetes/client-node'
 import type {Clients} from '../cluster/kubeconfig.js'
-import {BpfTool} from '../datapath/bpftool.js'
+import {type MapDigest, type MapInfo, mapTypeName, nodeMapTool} from '../datapath/maptool.js'
 import {endpointKey} from '../datapath/structs.js'
 import {agentInstalled, agentPods} from './agent.js'
 import {resolveInterfaces} from './node-install.js'
@@ -48,17 +48,21 @@ export interface NodeStatus {
   error?: string
 }
 
-/** Shape and entry count of every pinned Pinion map, gathered on the node in one command. */
+/** Shape and entry count of every pinned Pinion map, gathered on the node in one command (none where nothing is pinned). */
 export async function mapFill(shell: NodeShell, pinRoot: string): Promise<MapFill[]> {
-  const names = MAPS.map((map) => map.name)
-  const script = 'root="$1"; shift; for m in "$@"; do p="$root/maps/$m"; [ -e "$p" ] || continue; echo "$m $(bpftool -j map dump pinned "$p" 2>/dev/null | grep -o \'"key":\\[\' | wc -l)"; bpftool -j map show pinned "$p"; echo; done'
-  const {stdout} = await runChecked(shell, ['sh', '-c', script, 'fill', pinRoot, ...names])
+  if ((await shell.run(['test', '-d', `${pinRoot}/maps`])).exitCode !== 0) return []
+  const tool = await nodeMapTool(shell)
+  // A perf event array has no entries to count (its slots hold per-CPU ring buffers, not values).
+  const script = 'tool="$1"; root="$2"; shift 2; for m in "$@"; do p="$root/maps/$m"; [ -e "$p" ] || continue; "$tool" info "$p" || exit 1; if [ "$m" = pinion_events ]; then echo "{\\"count\\":0}"; else "$tool" digest "$p" || exit 1; fi; done'
+  const {stdout} = await runChecked(shell, ['sh', '-c', script, 'fill', tool.binary, pinRoot, ...MAPS.map((map) => map.name)])
   const lines = stdout.toString('utf8').split('\n').filter(Boolean)
   const fills: MapFill[] = []
   for (let i = 0; i + 1 < lines.length; i += 2) {
-    const [name, entries] = lines[i].split(' ')
-    const shown = JSON.parse(lines[i + 1]) as {type: string; bytes_key: number; bytes_value: number; max_entries: number}
-    fills.push({name, type: shown.type, keySize: shown.bytes_key, valueSize: shown.bytes_value, entries: Number(entries), maxEntries: shown.max_entries})
+    const info = JSON.parse(lines[i]) as MapInfo
+    const {count} = JSON.parse(lines[i + 1]) as MapDigest
+    // The kernel truncates names to 15 characters: the catalogue has them whole.
+    const name = MAPS.find((map) => map.name.slice(0, 15) === info.name)?.name ?? info.name
+    fills.push({name, type: mapTypeName(info.type), keySize: info.key, valueSize: info.value, entries: count, maxEntries: info.max})
   }
   return fills
 }
@@ -97,7 +101,7 @@ export async function nodeStatus(shell: NodeShell, node: string, pinRoot: string
   const unenforced: string[] = []
   if (expected.length) {
     const interfaces = await resolveInterfaces(shell)
-    const endpointIps = new Set((record ? await new BpfTool(shell).dumpMap(mapPinPath(pinRoot, 'pinion_endpoint')).catch(() => []) : []).map((row) => endpointKey.decode(row.key).ip4 as string))
+    const endpointIps = new Set((record ? await (await nodeMapTool(shell)).dumpMap(mapPinPath(pinRoot, 'pinion_endpoint')).catch(() => []) : []).map((row) => endpointKey.decode(row.key).ip4 as string))
     for (const pod of expected) {
       const link = interfaces.get(pod.ip)
       const missing = [!link || !attached.includes(link.name) ? 'no programs' : undefined, !endpointIps.has(pod.ip) ? 'no endpoint entry' : undefined].filter(Boolean)

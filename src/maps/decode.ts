@@ -69,7 +69,7 @@ export function decodeRow(spec: MapSpec, key: Decoded, value: Decoded | Decoded[
         protocol: protoName(key.proto as number),
         source: endpointAt(context, key.saddr as string, key.sport as number),
         destination: endpointAt(context, key.daddr as string, key.dport as number),
-        state: [flags & CT_FLAG.TX_CLOSING || flags & CT_FLAG.RX_CLOSING ? 'closing' : flags & CT_FLAG.SEEN_NON_SYN ? 'established' : key.proto === 6 ? 'syn-sent' : 'active', remaining < 0 ? 'expired' : ''].filter(Boolean).join(','),
+        state: `${flags & CT_FLAG.TX_CLOSING || flags & CT_FLAG.RX_CLOSING ? 'closing' : flags & CT_FLAG.SEEN_NON_SYN ? 'established' : key.proto === 6 ? 'syn-sent' : 'active'}${remaining < 0 ? ',expired' : ''}`,
         expiresInSeconds: Math.max(0, remaining),
         txPackets: v.txPackets, txBytes: v.txBytes, rxPackets: v.rxPackets, rxBytes: v.rxBytes,
         tcpFlags: key.proto === 6 ? `${tcpFlagNames(v.txTcpFlags as number) || '-'}/${tcpFlagNames(v.rxTcpFlags as number) || '-'}` : undefined,

@@ -12,7 +12,7 @@ import {type NodeShell, runChecked} from '../nodes/shell.js'
 import {ClusterPlanner} from '../sync/plan.js'
 import {decodeRow, type DumpContext, parseFilters, type Row} from './decode.js'
 import {pendingConntrackCounts, withPendingCounts} from './flow-cache.js'
-import {bytes, streamEntries} from './stream.js'
+import {streamEntries} from './stream.js'
 
 const ALIASES: Record<string, string> = {ct: 'pinion_ct4_v2', conntrack: 'pinion_ct4_v2', endpoints: 'pinion_endpoint', policies: 'pinion_policy', policynames: 'pinion_polnames', backend: 'pinion_backends', service: 'pinion_services_v2'}
 
@@ -67,8 +67,8 @@ export interface NodeDump {
 export async function readPolicyNames(shell: NodeShell, pinRoot: string): Promise<Map<number, string>> {
   const policies = new Map<number, string>()
   await streamEntries(shell, mapPinPath(pinRoot, 'pinion_polnames'), (entry) => {
-    const name = S.policyName.decode(bytes(entry.value!))
-    policies.set(S.policyId.decode(bytes(entry.key)).id as number, `${name.namespace}/${name.name}`)
+    const name = S.policyName.decode(entry.value!)
+    policies.set(S.policyId.decode(entry.key).id as number, `${name.namespace}/${name.name}`)
     return true
   })
   return policies
@@ -78,8 +78,8 @@ async function nodeContext(shell: NodeShell, pinRoot: string, base: Omit<DumpCon
   const policies = await readPolicyNames(shell, pinRoot)
   const endpoints = new Map<number, string>()
   await streamEntries(shell, mapPinPath(pinRoot, 'pinion_endpoint'), (entry) => {
-    const ip = S.endpointKey.decode(bytes(entry.key)).ip4 as string
-    endpoints.set(S.endpointInfo.decode(bytes(entry.value!)).endpointId as number, base.pods.get(ip) ?? ip)
+    const ip = S.endpointKey.decode(entry.key).ip4 as string
+    endpoints.set(S.endpointInfo.decode(entry.value!).endpointId as number, base.pods.get(ip) ?? ip)
     return true
   })
   const uptime = (await runChecked(shell, ['cat', '/proc/uptime'])).stdout.toString('utf8')
@@ -99,9 +99,9 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
   const joinServices = spec.name === 'pinion_services_v2' && !options.raw
   if (joinServices) {
     await streamEntries(shell, mapPinPath(options.pinRoot, 'pinion_backends'), (entry) => {
-      const backend = S.lb4Backend.decode(bytes(entry.value!))
+      const backend = S.lb4Backend.decode(entry.value!)
       const pod = context.pods.get(backend.address as string)
-      backends.set(S.backendId.decode(bytes(entry.key)).id as number, `${backend.address}:${backend.port}${pod ? ` (${pod})` : ''}`)
+      backends.set(S.backendId.decode(entry.key).id as number, `${backend.address}:${backend.port}${pod ? ` (${pod})` : ''}`)
       return true
     })
   }
@@ -109,15 +109,15 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
   // Raw rows show the map as it is; decoded conntrack adds what the flow cache holds.
   const pending = spec.name === 'pinion_ct4_v2' && !options.raw ? await pendingConntrackCounts(shell, options.pinRoot) : undefined
   await streamEntries(shell, path, (entry) => {
-    const keyBytes = bytes(entry.key)
+    const keyBytes = entry.key
     // Per-CPU arrays list every slot; the unused ones are all zero.
-    if (spec.type === 'percpu_array' && entry.values?.every((perCpu) => bytes(perCpu.value).every((byte) => byte === 0))) return true
+    if (spec.type === 'percpu_array' && entry.values?.every((perCpu) => perCpu.every((byte) => byte === 0))) return true
     let row: Row
     if (options.raw) {
-      row = {key: keyBytes.toString('hex'), value: entry.value ? bytes(entry.value).toString('hex') : entry.values?.map((perCpu) => bytes(perCpu.value).toString('hex'))}
+      row = {key: keyBytes.toString('hex'), value: entry.value ? entry.value.toString('hex') : entry.values?.map((perCpu) => perCpu.toString('hex'))}
     } else {
       const key = spec.key.decode(keyBytes)
-      let value: Decoded | Decoded[] | undefined = entry.values ? entry.values.map((perCpu) => spec.value!.decode(bytes(perCpu.value))) : entry.value && spec.value ? spec.value.decode(bytes(entry.value)) : undefined
+      let value: Decoded | Decoded[] | undefined = entry.values ? entry.values.map((perCpu) => spec.value!.decode(perCpu)) : entry.value && spec.value ? spec.value.decode(entry.value) : undefined
       if (pending && value) value = withPendingCounts(value as Decoded, pending.get(keyBytes.toString('hex')))
       if (joinServices && (key.backendSlot as number) > 0) {
         const frontend = `${key.address}:${key.dport}/${protoName(key.proto as number)}`

@@ -2,7 +2,7 @@ import {mapPinPath} from '../datapath/catalogue.js'
 import type {Decoded} from '../datapath/codec.js'
 import {ct4Key, flowSlot} from '../datapath/structs.js'
 import type {NodeShell} from '../nodes/shell.js'
-import {bytes, streamEntries} from './stream.js'
+import {streamEntries} from './stream.js'
 
 /** What the flow cache has counted for one conntrack entry and not yet added to it. */
 export interface PendingCounts {
@@ -27,8 +27,7 @@ export async function pendingConntrackCounts(shell: NodeShell, pinRoot: string):
   const path = mapPinPath(pinRoot, 'pinion_flowcache')
   if ((await shell.run(['test', '-e', path])).exitCode !== 0) return pending // datapath from before the flow cache
   await streamEntries(shell, path, (entry) => {
-    for (const perCpu of entry.values ?? []) {
-      const raw = bytes(perCpu.value)
+    for (const raw of entry.values ?? []) {
       const slot = flowSlot.decode(raw)
       if (!slot.packets) continue
       const key = raw.subarray(CT_KEY_OFFSET, CT_KEY_OFFSET + ct4Key.size).toString('hex')

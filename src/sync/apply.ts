@@ -1,6 +1,6 @@
-import type {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {endpointEntry, type MapEntry} from '../datapath/entries.js'
+import type {MapIo} from '../datapath/maptool.js'
 import {nextFlowEpoch, updateConfig} from '../install/runtime-config.js'
 import type {NodePlan} from './plan.js'
 
@@ -30,29 +30,29 @@ export interface MapChanges {
 
 /**
  * Make the managed maps hold exactly `entries`: read each map, write only
- * what differs (one bpftool batch per map), delete what is no longer wanted.
+ * what differs (one native batch per map), delete what is no longer wanted.
  * Rules and backends are written before the entries that point at them.
  * Any change makes the datapath's flow cache stale (flow epoch), unless no
  * programs run yet (programsRunning false: a fresh install).
  */
-export async function applyEntries(bpftool: BpfTool, pinRoot: string, entries: readonly MapEntry[], options: {dryRun?: boolean; programsRunning?: boolean} = {}): Promise<MapChanges> {
+export async function applyEntries(maps: MapIo, pinRoot: string, entries: readonly MapEntry[], options: {dryRun?: boolean; programsRunning?: boolean} = {}): Promise<MapChanges> {
   const changes: MapChanges = {updated: 0, deleted: 0, byMap: {}}
   const deletions: {map: string; keys: Buffer[]}[] = []
   for (const map of MANAGED_MAPS) {
     const path = mapPinPath(pinRoot, map)
-    const current = new Map((await bpftool.dumpMap(path)).map((row) => [row.key.toString('hex'), row.value?.toString('hex')]))
+    const current = new Map((await maps.dumpMap(path)).map((row) => [row.key.toString('hex'), row.value?.toString('hex')]))
     const wanted = new Map(entries.filter((entry) => entry.map === map).map((entry) => [entry.key.toString('hex'), entry]))
     const updates = [...wanted].filter(([key, entry]) => current.get(key) !== entry.value.toString('hex')).map(([, entry]) => entry)
     const stale = [...current.keys()].filter((key) => !wanted.has(key)).map((key) => Buffer.from(key, 'hex'))
-    if (!options.dryRun) await bpftool.batch(path, updates)
+    if (!options.dryRun) await maps.batch(path, updates)
     deletions.push({map, keys: stale})
     changes.byMap[map] = {updated: updates.length, deleted: stale.length}
     changes.updated += updates.length
     changes.deleted += stale.length
   }
   if (!options.dryRun) {
-    for (const {map, keys} of deletions.reverse()) await bpftool.batch(mapPinPath(pinRoot, map), [], keys)
-    if (changes.updated + changes.deleted > 0 && options.programsRunning !== false) await updateConfig(bpftool, pinRoot, nextFlowEpoch)
+    for (const {map, keys} of deletions.reverse()) await maps.batch(mapPinPath(pinRoot, map), [], keys)
+    if (changes.updated + changes.deleted > 0 && options.programsRunning !== false) await updateConfig(maps, pinRoot, nextFlowEpoch)
   }
   return changes
 }

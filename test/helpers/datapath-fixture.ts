@@ -7,6 +7,7 @@ import {mapPinPath, MAPS, programPinPath} from '../../src/datapath/catalogue.js'
 import {MARK_DRYRUN} from '../../src/datapath/constants.js'
 import {byMap, type MapEntry} from '../../src/datapath/entries.js'
 import {type ParsedPacket, parsePacket} from '../../src/datapath/packet.js'
+import {localMapToolPath, MapTool, useMapTool} from '../../src/datapath/maptool.js'
 import {ct4Key, skBuff} from '../../src/datapath/structs.js'
 import {pendingConntrackCounts, withPendingCounts} from '../../src/maps/flow-cache.js'
 import {LocalShell} from '../../src/nodes/local-shell.js'
@@ -40,6 +41,8 @@ export class DatapathFixture {
     this.shell = new LocalShell(this.netns, ['ip', 'netns', 'exec', this.netns])
     this.bpftool = new BpfTool(this.shell)
     this.runner = new BpfTool(new LocalShell(this.netns, ['taskset', '--cpu-list', '0', 'ip', 'netns', 'exec', this.netns]))
+    // The scratch datapath is on this host: readers use the built tool where it is, never a copy under /var/lib/pinion.
+    useMapTool(this.shell, new MapTool(this.shell, localMapToolPath()))
   }
 
   static async create(tag: string, interfaces: string[]): Promise<DatapathFixture> {
