@@ -12,12 +12,19 @@
  * Per scale: one node's full plan (time, peak RSS), then incremental updates
  * (one pod relabelled, one policy changed, one EndpointSlice changed): CPU time
  * and entries written; and the growth exponent of the full plan from 10% to 100%.
+ * As root (bench/run.sh), the plan is also written into a scratch datapath and
+ * reconciled again with nothing to change: the bytes read back from the "node".
  */
 import {execFileSync} from 'node:child_process'
 import type * as k8s from '@kubernetes/client-node'
 import {ClusterModel, type ModelObjects} from '../src/sync/model.js'
 import {NodePlanner} from '../src/sync/node-planner.js'
-import {printTable} from './lib.js'
+import {Writable} from 'node:stream'
+import {localMapToolPath, MapTool} from '../src/datapath/maptool.js'
+import type {NodeShell, RunOptions, RunResult} from '../src/nodes/shell.js'
+import {applyEntries} from '../src/sync/apply.js'
+import type {NodePlan} from '../src/sync/plan.js'
+import {peakRssMb, printTable, scratchDatapath} from './lib.js'
 
 const FULL = {namespaces: 1000, podsPerNode: 75}
 const PODS_PER_NAMESPACE = 150
@@ -91,7 +98,45 @@ function cpuMs<T>(fn: () => T): {value: T; ms: number} {
   return {value, ms: (used.user + used.system) / 1000}
 }
 
-function runScale(percent: number): Record<string, number> {
+/** Counts the bytes a node's commands send back (stdout, streamed or not). */
+class CountingShell implements NodeShell {
+  readonly node = 'scratch'
+  bytes = 0
+  constructor(private readonly inner: NodeShell) {}
+  async run(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
+    const sink = options?.stdout
+    const counted = sink ? {...options, stdout: new Writable({write: (chunk: Buffer, _encoding, done) => ((this.bytes += chunk.length), sink.write(chunk, done))})} : options
+    const result = await this.inner.run(argv, counted)
+    this.bytes += result.stdout.length
+    return result
+  }
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+}
+
+/** Write the node's plan into a scratch datapath, then reconcile with nothing to change: bytes read, and a full native dump's for scale. */
+async function reconcileBytes(plan: NodePlan): Promise<{nothingToChangeBytes: number; fullDumpBytes: number; reconcileMs: number}> {
+  const dp = await scratchDatapath('scale')
+  try {
+    const shell = new CountingShell(dp.shell)
+    const tool = new MapTool(shell, localMapToolPath())
+    await applyEntries(tool, dp.root, plan.entries, {programsRunning: false})
+    shell.bytes = 0
+    const started = Date.now()
+    const again = await applyEntries(tool, dp.root, plan.entries)
+    if (again.updated + again.deleted !== 0) throw new Error(`the second reconciliation changed ${again.updated + again.deleted} entries`)
+    const nothingToChangeBytes = shell.bytes
+    const reconcileMs = Date.now() - started
+    shell.bytes = 0
+    for (const map of new Set(plan.entries.map((entry) => entry.map))) await tool.dumpMap(`${dp.root}/maps/${map}`)
+    return {nothingToChangeBytes, fullDumpBytes: shell.bytes, reconcileMs}
+  } finally {
+    dp.destroy()
+  }
+}
+
+async function runScale(percent: number): Promise<Record<string, number>> {
   const objects = syntheticCluster(percent)
   const sizes = {nodes: objects.nodes.length, pods: objects.pods.length, policies: objects.policies.length, services: objects.services.length}
   const wall = Date.now()
@@ -127,19 +172,20 @@ function runScale(percent: number): Record<string, number> {
     planMs: planned.ms,
     planWallMs,
     entries,
-    peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+    peakRssMb: peakRssMb(),
     podChangeMs: relabelled.ms,
     podChangeWrites: written(relabelled.value),
     policyChangeMs: changedPolicy.ms,
     policyChangeWrites: written(changedPolicy.value),
     sliceChangeMs: changedSlice.ms,
     sliceChangeWrites: written(changedSlice.value),
+    ...(process.getuid?.() === 0 ? await reconcileBytes(planner.plan()) : {}),
   }
 }
 
 const scaleArg = process.argv.indexOf('--scale')
 if (scaleArg >= 0) {
-  process.stdout.write(JSON.stringify(runScale(Number(process.argv[scaleArg + 1]))) + '\n')
+  process.stdout.write(JSON.stringify(await runScale(Number(process.argv[scaleArg + 1]))) + '\n')
 } else {
   const scales = (process.env.SCALES ?? '1,10,25,50,100').split(',').map(Number)
   const results: Record<string, number>[] = []
@@ -157,5 +203,11 @@ if (scaleArg >= 0) {
   ])
   const ten = results.find((row) => row.percent === 10)
   const full = results.find((row) => row.percent === 100)
+  if (results.some((row) => row.nothingToChangeBytes !== undefined)) {
+    printTable('Reconciliation of one node with nothing to change (native map tool: digests first, whole maps only where they differ)', [
+      ['scale', 'bytes read from the node', 'a full dump of the same maps', 'wall'],
+      ...results.map((row) => [`${row.percent}%`, row.nothingToChangeBytes.toLocaleString('en'), row.fullDumpBytes.toLocaleString('en'), `${row.reconcileMs} ms`]),
+    ])
+  }
   if (ten && full) console.log(`\ngrowth exponent from 10% to 100% (wall time of model + plan): ${(Math.log(full.planWallMs / ten.planWallMs) / Math.log(10)).toFixed(2)}`)
 }

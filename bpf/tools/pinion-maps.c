@@ -8,7 +8,7 @@
  *   pinion-maps info PATH      one JSON line: type, key, value, stride, max, flags, cpus
  *   pinion-maps dump PATH      header + key|value records on stdout (BPF_MAP_LOOKUP_BATCH,
  *                              or key iteration where the kernel has no batch for the type)
- *   pinion-maps digest PATH    one JSON line: entry count and an order-independent hash
+ *   pinion-maps digest PATH... one JSON line per map: entry count and an order-independent hash
  *   pinion-maps apply          framed updates/deletes of one or more maps from stdin
  *   pinion-maps create PATH TYPE KEY VALUE MAX FLAGS NAME   create and pin an empty map
  *
@@ -369,6 +369,7 @@ static int cmd_digest(const char *path)
 	open_map(path, &map);
 	const char *method = for_each_entry(&map, digest_entry, &digest, &count);
 	printf("{\"count\":%llu,\"a\":%u,\"b\":%u,\"method\":\"%s\"}\n", (unsigned long long)count, digest.sum_a, digest.sum_b, method);
+	close(map.fd);
 	return 0;
 }
 
@@ -533,7 +534,7 @@ static int cmd_create(char **argv)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: pinion-maps info|dump|digest PATH | apply | create PATH TYPE KEY VALUE MAX FLAGS NAME\n");
+	fprintf(stderr, "usage: pinion-maps info|dump PATH | digest PATH... | apply | create PATH TYPE KEY VALUE MAX FLAGS NAME\n");
 	return 2;
 }
 
@@ -543,8 +544,11 @@ int main(int argc, char **argv)
 		return cmd_info(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "dump"))
 		return cmd_dump(argv[2]);
-	if (argc == 3 && !strcmp(argv[1], "digest"))
-		return cmd_digest(argv[2]);
+	if (argc >= 3 && !strcmp(argv[1], "digest")) {
+		for (int i = 2; i < argc; i++)
+			cmd_digest(argv[i]);
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "apply"))
 		return cmd_apply();
 	if (argc == 9 && !strcmp(argv[1], "create"))

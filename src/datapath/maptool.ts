@@ -10,6 +10,8 @@ import {NODE_STATE_DIR} from './catalogue.js'
 /** Map reads and writes in the shape both bpftool and the native tool offer. */
 export interface MapIo {
   dumpMap(pinPath: string): Promise<RawEntry[]>
+  /** Count and hash of each map (native tool only): a map whose digest matches what is wanted need not be read. */
+  digests?(pinPaths: readonly string[]): Promise<MapDigest[]>
   batch(pinPath: string, updates: readonly {key: Buffer; value: Buffer}[], deletes?: readonly Buffer[]): Promise<void>
   batchMany(steps: readonly MapStep[]): Promise<void>
 }
@@ -47,6 +49,8 @@ export interface MapDigest {
   b: number
 }
 
+export const sameDigest = (left: MapDigest, right: MapDigest) => left.count === right.count && left.a === right.a && left.b === right.b
+
 export interface DumpSummary {
   count: number
   /** batch: BPF_MAP_LOOKUP_BATCH; iteration: key by key (map types without batch lookup). */
@@ -58,19 +62,23 @@ export interface DumpSummary {
  * record, summed (mod 2^32) over the entries, so order does not matter.
  */
 export function digestRecords(records: Iterable<{key: Buffer; value: Buffer}>): MapDigest {
+  // Hot at scale (hundreds of thousands of entries per reconciliation): plain loops, no allocation.
   let count = 0
   let sumA = 0
   let sumB = 0
   for (const {key, value} of records) {
     let a = 2166136261
     let b = 5381
-    for (const part of [key, value]) {
-      for (let index = 0; index < part.length; index++) {
-        const byte = part[index]
-        a = Math.imul(a ^ byte, 16777619) >>> 0
-        b = (Math.imul(b, 33) ^ byte) >>> 0
-      }
+    for (let index = 0; index < key.length; index++) {
+      a = Math.imul(a ^ key[index], 16777619)
+      b = Math.imul(b, 33) ^ key[index]
     }
+    for (let index = 0; index < value.length; index++) {
+      a = Math.imul(a ^ value[index], 16777619)
+      b = Math.imul(b, 33) ^ value[index]
+    }
+    a >>>= 0
+    b >>>= 0
     sumA = (sumA + a) >>> 0
     sumB = (sumB + b) >>> 0
     count++
@@ -137,7 +145,15 @@ export class MapTool implements MapIo {
   }
 
   async digest(pinPath: string): Promise<MapDigest> {
-    return JSON.parse((await runChecked(this.shell, [this.binary, 'digest', pinPath])).stdout.toString('utf8')) as MapDigest
+    return (await this.digests([pinPath]))[0]
+  }
+
+  /** Digests of several maps in one process. */
+  async digests(pinPaths: readonly string[]): Promise<MapDigest[]> {
+    const {stdout} = await runChecked(this.shell, [this.binary, 'digest', ...pinPaths])
+    const digests = stdout.toString('utf8').trim().split('\n').map((line) => JSON.parse(line) as MapDigest)
+    if (digests.length !== pinPaths.length) throw new Error(`${this.shell.node}: pinion-maps digest answered for ${digests.length} of ${pinPaths.length} maps`)
+    return digests
   }
 
   /**

@@ -1,6 +1,6 @@
 import {mapPinPath} from '../datapath/catalogue.js'
 import {endpointEntry, type MapEntry} from '../datapath/entries.js'
-import type {MapIo} from '../datapath/maptool.js'
+import {digestRecords, type MapIo, sameDigest} from '../datapath/maptool.js'
 import {nextFlowEpoch, updateConfig} from '../install/runtime-config.js'
 import type {NodePlan} from './plan.js'
 
@@ -31,6 +31,9 @@ export interface MapChanges {
 /**
  * Make the managed maps hold exactly `entries`: read each map, write only
  * what differs (one native batch per map), delete what is no longer wanted.
+ * A map whose digest (count and hash, a few bytes) already matches what is
+ * wanted is not read at all, so a reconciliation with nothing to change
+ * reads next to nothing from the node.
  * Rules and backends are written before the entries that point at them.
  * Any change makes the datapath's flow cache stale (flow epoch), unless no
  * programs run yet (programsRunning false: a fresh install).
@@ -38,10 +41,17 @@ export interface MapChanges {
 export async function applyEntries(maps: MapIo, pinRoot: string, entries: readonly MapEntry[], options: {dryRun?: boolean; programsRunning?: boolean} = {}): Promise<MapChanges> {
   const changes: MapChanges = {updated: 0, deleted: 0, byMap: {}}
   const deletions: {map: string; keys: Buffer[]}[] = []
-  for (const map of MANAGED_MAPS) {
+  const wantedByMap = new Map<string, Map<string, MapEntry>>(MANAGED_MAPS.map((map) => [map, new Map()]))
+  for (const entry of entries) wantedByMap.get(entry.map)?.set(entry.key.toString('hex'), entry)
+  const digests = maps.digests ? await maps.digests(MANAGED_MAPS.map((map) => mapPinPath(pinRoot, map))) : undefined
+  for (const [index, map] of MANAGED_MAPS.entries()) {
     const path = mapPinPath(pinRoot, map)
+    const wanted = wantedByMap.get(map)!
+    if (digests && sameDigest(digests[index], digestRecords(wanted.values()))) {
+      changes.byMap[map] = {updated: 0, deleted: 0}
+      continue
+    }
     const current = new Map((await maps.dumpMap(path)).map((row) => [row.key.toString('hex'), row.value?.toString('hex')]))
-    const wanted = new Map(entries.filter((entry) => entry.map === map).map((entry) => [entry.key.toString('hex'), entry]))
     const updates = [...wanted].filter(([key, entry]) => current.get(key) !== entry.value.toString('hex')).map(([, entry]) => entry)
     const stale = [...current.keys()].filter((key) => !wanted.has(key)).map((key) => Buffer.from(key, 'hex'))
     if (!options.dryRun) await maps.batch(path, updates)
