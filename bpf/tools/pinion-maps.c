@@ -5,7 +5,7 @@
  * node of the same architecture). The TypeScript side encodes and decodes the
  * records with the struct codecs; bpftool stays for loading and attaching.
  *
- *   pinion-maps info PATH      one JSON line: type, key, value, stride, max, flags, cpus
+ *   pinion-maps info PATH...   one JSON line per map: type, key, value, stride, max, flags, cpus
  *   pinion-maps dump PATH      header + key|value records on stdout (BPF_MAP_LOOKUP_BATCH,
  *                              or key iteration where the kernel has no batch for the type)
  *   pinion-maps digest PATH... one JSON line per map: entry count and an order-independent hash
@@ -381,6 +381,7 @@ static int cmd_info(const char *path)
 	open_map(path, &map);
 	printf("{\"name\":\"%s\",\"type\":%u,\"key\":%u,\"value\":%u,\"stride\":%u,\"max\":%u,\"flags\":%u,\"cpus\":%u}\n", map.info.name, map.info.type,
 	       map.info.key_size, map.info.value_size, map.stride, map.info.max_entries, map.info.map_flags, map.cpus);
+	close(map.fd);
 	return 0;
 }
 
@@ -534,14 +535,17 @@ static int cmd_create(char **argv)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: pinion-maps info|dump PATH | digest PATH... | apply | create PATH TYPE KEY VALUE MAX FLAGS NAME\n");
+	fprintf(stderr, "usage: pinion-maps dump PATH | info|digest PATH... | apply | create PATH TYPE KEY VALUE MAX FLAGS NAME\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	if (argc == 3 && !strcmp(argv[1], "info"))
-		return cmd_info(argv[2]);
+	if (argc >= 3 && !strcmp(argv[1], "info")) {
+		for (int i = 2; i < argc; i++)
+			cmd_info(argv[i]);
+		return 0;
+	}
 	if (argc == 3 && !strcmp(argv[1], "dump"))
 		return cmd_dump(argv[2]);
 	if (argc >= 3 && !strcmp(argv[1], "digest")) {

@@ -4,7 +4,7 @@ import {dirname} from 'node:path'
 import type * as k8s from '@kubernetes/client-node'
 import {CoreV1Api} from '@kubernetes/client-node'
 import {DEFAULT_INFORMER_OPTIONS, Informer, type InformerOptions, type KubeObjectLike} from '../cluster/informer.js'
-import {nodeMapTool} from '../datapath/maptool.js'
+import {nodeMapTool, pinnedMapInfo} from '../datapath/maptool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {METRICS_SLOTS, metricsSlotParts} from '../datapath/constants.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
@@ -20,7 +20,7 @@ import {errorMessage} from '../lib/errors.js'
 import type {NodeShell} from '../nodes/shell.js'
 import {AGENT_HOLDER_PREFIX, AGENT_LEASE, LEASE_NAMESPACE, NodeLease} from '../nodes/node-lease.js'
 import {ClusterModel, objectKey, type ObjectKind} from '../sync/model.js'
-import {checkCapacity, overCapacity} from '../sync/capacity.js'
+import {checkCapacity, effectiveSizes, overCapacity, planFill, plannedSizes} from '../sync/capacity.js'
 import {NodePlanner} from '../sync/node-planner.js'
 import {NodeDatapath} from './datapath.js'
 import {PolicyLogger, RotatingLog} from './policy-log.js'
@@ -45,6 +45,8 @@ export interface AgentOptions {
   log: (line: string) => void
   /** Hold the node's writer lease (shared with install/uninstall/sync); off only in unit set-ups without a cluster. */
   lease?: boolean
+  /** --map-size as install was given it: how big this agent creates resizable maps on a node it loads. */
+  mapSizes?: ReadonlyMap<string, number>
 }
 
 const WATCHES: {kind: ObjectKind; path: string}[] = [
@@ -112,6 +114,9 @@ export class Agent {
   private policyNames?: Map<number, string>
   private logger?: PolicyLogger
   private overfull = false
+  /** How many entries each of the node's maps holds at most (read once the datapath is there). */
+  private mapSizes = new Map<string, number>()
+  private retaking = false
   private readonly cniAddMs: number[] = []
   /** The node's writer lease: the agent writes only while it holds it, and hands it to a CLI that asks. */
   private readonly lease?: NodeLease
@@ -219,8 +224,6 @@ export class Agent {
     }
     if (!lease.held && lease.free(object) && !this.controller.signal.aborted) void this.retake()
   }
-
-  private retaking = false
 
   private async retake(): Promise<void> {
     if (this.retaking) return
@@ -343,11 +346,14 @@ export class Agent {
     const record = await readNodeRecord(this.options.shell)
     const pinned = (await this.options.shell.run(['test', '-e', `${this.options.pinRoot}/progs/from_pod`])).exitCode === 0
     const plan = this.planner!.plan()
-    checkCapacity(plan)
+    const pinnedSizes = new Map([...(await pinnedMapInfo(this.options.shell, this.options.pinRoot))].map(([name, info]) => [name, info.max]))
+    const sizes = effectiveSizes(this.options.node, pinnedSizes, plannedSizes(planFill(plan), this.options.mapSizes))
+    checkCapacity(plan, sizes)
     if (!record || !pinned || record.objectSha !== this.options.object.sha) {
       this.options.log(record && pinned ? `upgrading the datapath (${record.version} -> ${this.options.object.version})` : 'loading the datapath on this node')
-      await installNode(this.options.shell, plan, this.options.object, this.options.pinRoot, (step) => this.options.log(step))
+      await installNode(this.options.shell, plan, this.options.object, this.options.pinRoot, (step) => this.options.log(step), {sizes})
     }
+    this.mapSizes = sizes
     const changes = await this.datapath.reconcile(plan)
     this.fullReconciles++
     this.appliedVersion = version
@@ -357,7 +363,7 @@ export class Agent {
 
   /** Why the current plan cannot be written (a map it overfills), remembered until a full reconcile; undefined when it fits. */
   private overfullMessage(): string | undefined {
-    const over = overCapacity(this.planner!.fill())
+    const over = overCapacity(this.planner!.fill(), this.mapSizes)
     if (!over.length) return undefined
     this.overfull = true
     return `the plan does not fit, nothing written: ${over.join('; ')}`

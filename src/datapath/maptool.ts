@@ -5,7 +5,7 @@ import {fileURLToPath} from 'node:url'
 import {copyIn} from '../nodes/copy.js'
 import {CommandFailedError, type NodeShell, runChecked} from '../nodes/shell.js'
 import type {RawEntry} from './bpftool.js'
-import {NODE_STATE_DIR} from './catalogue.js'
+import {MAPS, mapPinPath, NODE_STATE_DIR} from './catalogue.js'
 
 /** Map reads and writes in the shape both bpftool and the native tool offer. */
 export interface MapIo {
@@ -33,6 +33,24 @@ export interface MapInfo {
   max: number
   flags: number
   cpus: number
+}
+
+/**
+ * What is pinned of Pinion's maps under pinRoot, by catalogue name (none
+ * where nothing is pinned; the tool is only copied to a node that has maps).
+ */
+export async function pinnedMapInfo(shell: NodeShell, pinRoot: string): Promise<Map<string, MapInfo>> {
+  if ((await shell.run(['test', '-d', `${pinRoot}/maps`])).exitCode !== 0) return new Map()
+  const tool = await nodeMapTool(shell)
+  const script = 'tool="$1"; shift; set -- $(for p in "$@"; do [ -e "$p" ] && echo "$p"; done); [ $# -eq 0 ] || exec "$tool" info "$@"'
+  const {stdout} = await runChecked(shell, ['sh', '-c', script, 'info', tool.binary, ...MAPS.map((map) => mapPinPath(pinRoot, map.name))])
+  const found = new Map<string, MapInfo>()
+  for (const line of stdout.toString('utf8').split('\n').filter(Boolean)) {
+    const info = JSON.parse(line) as MapInfo
+    // The kernel keeps 15 characters of a map's name: the catalogue has them whole.
+    found.set(MAPS.find((map) => map.name.slice(0, 15) === info.name)?.name ?? info.name, info)
+  }
+  return found
 }
 
 /** The kernel's enum bpf_map_type, for the types Pinion uses, by bpftool's names. */

@@ -1,5 +1,6 @@
 import * as k8s from '@kubernetes/client-node'
 import {apiErrorMessage, apiStatus, type Clients} from '../cluster/kubeconfig.js'
+import {shortMapName} from '../datapath/catalogue.js'
 import {UserError} from '../lib/errors.js'
 import {PINION_VERSION} from '../lib/version-info.js'
 import {waitFor} from '../lib/wait.js'
@@ -21,7 +22,7 @@ const HOST_PATHS: Record<string, string> = {
 }
 
 /** ServiceAccount, a read-only ClusterRole (no Secrets), its binding, and the DaemonSet. */
-export function agentManifests(options: {image: string; pinRoot: string}): k8s.KubernetesObject[] {
+export function agentManifests(options: {image: string; pinRoot: string; mapSizes?: ReadonlyMap<string, number>}): k8s.KubernetesObject[] {
   const metadata = {name: AGENT_NAME, namespace: AGENT_NAMESPACE, labels: LABELS}
   const read = ['get', 'list', 'watch']
   return [
@@ -72,7 +73,8 @@ export function agentManifests(options: {image: string; pinRoot: string}): k8s.K
               name: 'agent',
               image: options.image,
               command: ['pinion', 'agent'],
-              args: ['--pin-root', options.pinRoot, '--metrics-port', String(AGENT_METRICS_PORT)],
+              // The agent sizes maps as install did when it loads the datapath on a new node.
+              args: ['--pin-root', options.pinRoot, '--metrics-port', String(AGENT_METRICS_PORT), ...[...(options.mapSizes ?? [])].flatMap(([map, size]) => ['--map-size', `${shortMapName(map)}=${size}`])],
               env: [{name: 'NODE_NAME', valueFrom: {fieldRef: {fieldPath: 'spec.nodeName'}}}],
               ports: [{name: 'metrics', containerPort: AGENT_METRICS_PORT, hostPort: AGENT_METRICS_PORT, protocol: 'TCP'}],
               readinessProbe: {httpGet: {path: '/readyz', port: AGENT_METRICS_PORT}, periodSeconds: 2, failureThreshold: 3},
@@ -109,7 +111,7 @@ export interface AgentRollout {
 }
 
 /** Apply the agent and wait until every node runs an up-to-date, ready agent. */
-export async function applyAgent(api: Clients, options: {image: string; pinRoot: string; timeoutMs: number; progress?: (text: string) => void}): Promise<AgentRollout> {
+export async function applyAgent(api: Clients, options: {image: string; pinRoot: string; mapSizes?: ReadonlyMap<string, number>; timeoutMs: number; progress?: (text: string) => void}): Promise<AgentRollout> {
   await ensureDebugNamespace(api.core)
   const client = k8s.KubernetesObjectApi.makeApiClient(api.config)
   for (const object of agentManifests(options)) await apply(client, object)

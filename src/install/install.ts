@@ -4,13 +4,14 @@ import {fileURLToPath} from 'node:url'
 import type {Clients} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
 import {BPF_OBJECT, MAPS} from '../datapath/catalogue.js'
+import {pinnedMapInfo} from '../datapath/maptool.js'
 import {execInPod} from '../cluster/exec.js'
 import {errorMessage, UserError} from '../lib/errors.js'
 import {NodeProgress} from '../lib/progress.js'
 import {PINION_VERSION} from '../lib/version-info.js'
 import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
-import {checkCapacity, planFill} from '../sync/capacity.js'
+import {checkCapacity, effectiveSizes, planFill, plannedSizes} from '../sync/capacity.js'
 import {AGENT_NAMESPACE, agentInstalled, agentPods, type AgentRollout, applyAgent, removeAgent} from './agent.js'
 import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
@@ -25,6 +26,8 @@ export interface ClusterOptions {
   pinRoot: string
   /** Show progress on stderr. */
   progress: boolean
+  /** --map-size: entries of resizable maps when install creates them. */
+  mapSizes?: ReadonlyMap<string, number>
 }
 
 export interface NodeOutcome {
@@ -52,24 +55,49 @@ export function datapathObject(): DatapathObject {
  * progress, bounded concurrency and per-node outcomes (one node's failure
  * never stops the others).
  */
-type NodeStep = (shell: NodeShell, plan: NodePlan, report: (text: string) => void) => Promise<Omit<NodeOutcome, 'node' | 'durationMs' | 'ok'>>
+/** `sizes`: what each resizable map of the node holds at most, or will when this run creates it. */
+type NodeStep = (shell: NodeShell, plan: NodePlan, report: (text: string) => void, sizes: ReadonlyMap<string, number>) => Promise<Omit<NodeOutcome, 'node' | 'durationMs' | 'ok'>>
 
-async function onNodes(api: Clients, options: ClusterOptions, label: string, step: NodeStep, writes = true): Promise<NodeOutcome[]> {
-  return withNodeAccess(api, options.access, (access) => onNodesWith(api, access, options, label, step, writes))
+interface StepOptions {
+  /** Each node is worked on as its one writer (its lease held; other writers waited for). */
+  writes: boolean
+  /** Every node's plan must fit its maps before any node is touched (not for uninstall). */
+  capacity: boolean
 }
 
-/** `writes`: each node is worked on as its one writer (its lease held; other writers waited for). */
-async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOptions, label: string, step: NodeStep, writes = true): Promise<NodeOutcome[]> {
+async function onNodes(api: Clients, options: ClusterOptions, label: string, step: NodeStep, how: StepOptions): Promise<NodeOutcome[]> {
+  return withNodeAccess(api, options.access, (access) => onNodesWith(api, access, options, label, step, how))
+}
+
+/**
+ * The sizes each node's maps have or will have (read from the nodes, which
+ * changes nothing), every plan checked against them; plans are made one node
+ * at a time.
+ */
+async function checkedSizes(access: NodeAccess, planner: ClusterPlanner, nodes: readonly string[], options: ClusterOptions): Promise<Map<string, Map<string, number>>> {
+  const pinned = await access.forEach(nodes, async (shell) => new Map([...(await pinnedMapInfo(shell, options.pinRoot))].map(([name, info]) => [name, info.max])))
+  const sizes = new Map<string, Map<string, number>>()
+  for (const [index, node] of nodes.entries()) {
+    const plan = planner.planNode(node)
+    // A node that cannot be read fails in the run itself; its plan is checked against the sizes install would create.
+    const effective = effectiveSizes(node, pinned[index].value ?? new Map(), plannedSizes(planFill(plan), options.mapSizes), options.mapSizes)
+    checkCapacity(plan, effective)
+    sizes.set(node, effective)
+  }
+  return sizes
+}
+
+async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOptions, label: string, step: NodeStep, how: StepOptions): Promise<NodeOutcome[]> {
   const planner = new ClusterPlanner(await readSnapshot(api))
   const nodes = await access.nodes(options.nodes)
-  // Every node's plan must fit before any node is touched; plans are made one node at a time.
-  for (const node of nodes) checkCapacity(planner.planNode(node))
+  const sizes = how.capacity ? await checkedSizes(access, planner, nodes, options) : new Map<string, Map<string, number>>()
+  const writes = how.writes
   const progress = options.progress ? new NodeProgress(nodes, label) : undefined
   const exclusive = writes ? {purpose: label, onWait: (node: string, holder: string) => progress?.update(node, `waiting for ${holder}`)} : undefined
   const settled = await access.forEach(nodes, async (shell, node) => {
     progress?.update(node, 'starting')
     try {
-      const outcome = await step(shell, planner.planNode(node), (text) => progress?.update(node, text))
+      const outcome = await step(shell, planner.planNode(node), (text) => progress?.update(node, text), sizes.get(node) ?? new Map())
       progress?.done(node)
       return outcome
     } catch (error) {
@@ -96,21 +124,21 @@ export async function install(api: Clients, options: ClusterOptions & {dryRun: b
   if (!options.agent || options.dryRun) return {nodes}
   const failed = nodes.filter((outcome) => !outcome.ok)
   if (failed.length) return {nodes, agentSkipped: `the agent was not applied: ${failed.length} node(s) failed`}
-  const agent = await applyAgent(api, {image: options.agent.image, pinRoot: options.pinRoot, timeoutMs: options.agent.timeoutMs, progress: options.progress ? (text) => process.stderr.write(`${text}\n`) : undefined})
+  const agent = await applyAgent(api, {image: options.agent.image, pinRoot: options.pinRoot, mapSizes: options.mapSizes, timeoutMs: options.agent.timeoutMs, progress: options.progress ? (text) => process.stderr.write(`${text}\n`) : undefined})
   return {nodes, agent}
 }
 
 async function installNodes(api: Clients, options: ClusterOptions & {dryRun: boolean}): Promise<NodeOutcome[]> {
   const object = datapathObject()
   const logging = await readLoggingConfig(api)
-  return onNodes(api, options, 'install', async (shell, plan, report) => {
+  return onNodes(api, options, 'install', async (shell, plan, report, sizes) => {
     report('preflight')
     const checks = await preflight(shell, options.pinRoot)
     if (!checks.ok) throw new Error(`preflight failed: ${checks.problems.join('; ')}`)
-    const fill = Object.fromEntries([...planFill(plan)].map(([map, entries]) => [map, {entries, max: MAPS.find((spec) => spec.name === map)?.maxEntries ?? 0}]))
+    const fill = Object.fromEntries([...planFill(plan)].map(([map, entries]) => [map, {entries, max: sizes.get(map) ?? MAPS.find((spec) => spec.name === map)?.maxEntries ?? 0}]))
     const planned = {endpoints: plan.endpoints.length, entries: plan.entries.length + plan.endpoints.length, fill}
     if (options.dryRun) return {action: 'would install', preflight: checks, plan: planned}
-    const result = await installNode(shell, plan, object, options.pinRoot, report)
+    const result = await installNode(shell, plan, object, options.pinRoot, report, {sizes})
     // Policy logging is cluster configuration: a (re)installed node gets it
     // back. New programs must not trust what older ones cached.
     await updateNodeConfig(shell, options.pinRoot, (current) => {
@@ -119,7 +147,7 @@ async function installNodes(api: Clients, options: ClusterOptions & {dryRun: boo
       nextFlowEpoch(current)
     })
     return {action: result.action, preflight: checks, result, plan: planned}
-  }, !options.dryRun)
+  }, {writes: !options.dryRun, capacity: true})
 }
 
 /**
@@ -158,9 +186,9 @@ export async function syncWith(api: Clients, access: NodeAccess, options: Cluste
     const record = await readNodeRecord(shell)
     if (!record) throw new NotInstalledError(shell.node, options.pinRoot)
     // Sync keeps the installed programs: it only fills maps and attaches new pods.
-    const result = await installNode(shell, plan, {...object, sha: record.objectSha}, options.pinRoot, report, 'sync')
+    const result = await installNode(shell, plan, {...object, sha: record.objectSha}, options.pinRoot, report, {mode: 'sync'})
     return {action: result.changes.updated + result.changes.deleted > 0 ? 'synced' : 'unchanged', result}
-  })
+  }, {writes: true, capacity: true})
 }
 
 /** Remove the agent (all nodes at once), then Pinion's programs, pins, files and CNI chain entry from each node. */
@@ -174,5 +202,5 @@ export async function uninstall(api: Clients, options: ClusterOptions & {timeout
     await shell.run(cniUninstallScript())
     const result = await uninstallNode(shell, options.pinRoot)
     return {action: result.wasInstalled ? `removed (${result.interfaces} interfaces)` : 'not installed'}
-  })
+  }, {writes: true, capacity: false})
 }

@@ -1,6 +1,6 @@
 import {attachPrograms, detachPrograms, interfacesWithPinion} from '../datapath/attach.js'
 import {BpfTool} from '../datapath/bpftool.js'
-import {DATAPATH_ABI_VERSION, MAPS, mapPinPath} from '../datapath/catalogue.js'
+import {DATAPATH_ABI_VERSION, KERNEL_MAP_TYPE, MAPS, mapPinPath} from '../datapath/catalogue.js'
 import {NODE_TOOL_DIR, nodeMapTool} from '../datapath/maptool.js'
 import {basename} from 'node:path'
 import {copyIn} from '../nodes/copy.js'
@@ -42,15 +42,29 @@ async function pinnedPrograms(shell: NodeShell, pinRoot: string): Promise<boolea
   return (await shell.run(['sh', '-c', 'test -e "$1/progs/from_pod" && test -e "$1/progs/to_pod"', 'check', pinRoot])).exitCode === 0
 }
 
+/** The maps pinned under pinRoot, with the staging directories cleared for a load. */
+async function pinnedMapNames(shell: NodeShell, pinRoot: string): Promise<Set<string>> {
+  await runChecked(shell, ['sh', '-c', 'mkdir -p "$1/maps" && rm -rf "$1/progs_new" "$1/maps_new"', 'stage', pinRoot])
+  return new Set((await runChecked(shell, ['ls', `${pinRoot}/maps`])).stdout.toString('utf8').split('\n').filter(Boolean))
+}
+
 /**
  * Load a new object next to the running one: programs into progs_new, maps
  * that already exist reused (conntrack survives), new maps pinned. Nothing
  * running changes until the programs are attached. bpffs names cannot hold dots.
+ * `existing`: the maps pinned before (pinnedMapNames).
  */
-async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string): Promise<Set<string>> {
-  await runChecked(shell, ['sh', '-c', 'mkdir -p "$1/maps" && rm -rf "$1/progs_new" "$1/maps_new"', 'stage', pinRoot])
-  const existing = new Set((await runChecked(shell, ['ls', `${pinRoot}/maps`])).stdout.toString('utf8').split('\n').filter(Boolean))
+async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string, existing: ReadonlySet<string>, sizes: ReadonlyMap<string, number>): Promise<void> {
   const reuse: Record<string, string> = {}
+  // A resizable map is created at its planned size before the load, which then uses it
+  // (libbpf takes a reused map's size as it is); pinned maps keep theirs.
+  const tool = await nodeMapTool(shell)
+  for (const spec of MAPS) {
+    const size = sizes.get(spec.name)
+    if (existing.has(spec.name) || !spec.resizable || size === undefined || size === spec.maxEntries) continue
+    await tool.create(mapPinPath(pinRoot, spec.name), {type: KERNEL_MAP_TYPE[spec.type], key: spec.key.size, value: spec.value!.size, max: size, flags: spec.flags, name: spec.name})
+    reuse[spec.name] = mapPinPath(pinRoot, spec.name)
+  }
   for (const spec of MAPS) {
     if (!existing.has(spec.name)) continue
     const shown = JSON.parse((await runChecked(shell, ['bpftool', '-j', 'map', 'show', 'pinned', mapPinPath(pinRoot, spec.name)])).stdout.toString('utf8')) as {type: string; bytes_key: number; bytes_value: number; max_entries: number}
@@ -61,7 +75,6 @@ async function loadStaged(shell: NodeShell, pinRoot: string, objectPath: string)
   await new BpfTool(shell).loadAll(objectPath, `${pinRoot}/progs_new`, `${pinRoot}/maps_new`, reuse)
   // New maps move into place; pins of reused maps in maps_new are duplicates and go.
   await runChecked(shell, ['sh', '-c', 'cd "$1/maps_new" && for m in *; do [ -e "$1/maps/$m" ] || mv "$m" "$1/maps/$m"; done; rm -rf "$1/maps_new"', 'promote', pinRoot])
-  return existing
 }
 
 /**
@@ -79,7 +92,16 @@ async function unpinRetiredMaps(shell: NodeShell, pinRoot: string, pinnedBefore:
  * Idempotent. On failure the node goes back to how it was: a fresh node is
  * uninstalled, an installed one keeps (or gets back) its previous programs.
  */
-export async function installNode(shell: NodeShell, plan: NodePlan, object: DatapathObject, pinRoot: string, progress: (step: string) => void, mode: 'install' | 'sync' = 'install'): Promise<NodeInstallResult> {
+export interface InstallNodeOptions {
+  /** sync: only fill and attach, on a node that has the programs. */
+  mode?: 'install' | 'sync'
+  /** Entries of each resizable map created by this run (plannedSizes); the object's sizes otherwise. */
+  sizes?: ReadonlyMap<string, number>
+}
+
+export async function installNode(shell: NodeShell, plan: NodePlan, object: DatapathObject, pinRoot: string, progress: (step: string) => void, options: InstallNodeOptions = {}): Promise<NodeInstallResult> {
+  const mode = options.mode ?? 'install'
+
   const previous = await readNodeRecord(shell)
   const hadPrograms = previous !== undefined && (await pinnedPrograms(shell, pinRoot))
   // A sync only fills maps and attaches: it never installs where no install was asked for.
@@ -103,8 +125,10 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       await copyIn(shell, objectDir, [{name: objectName, data: object.data}])
       if (!hadObject) done.objectCopied = `${objectDir}/${objectName}`
       progress('loading programs and maps')
-      const pinnedBefore = await loadStaged(shell, pinRoot, `${objectDir}/${objectName}`)
+      const pinnedBefore = await pinnedMapNames(shell, pinRoot)
+      // Known before anything is created, so a failed load takes back the maps it made.
       done.mapsPinned = MAPS.map((spec) => spec.name).filter((name) => !pinnedBefore.has(name))
+      await loadStaged(shell, pinRoot, `${objectDir}/${objectName}`, pinnedBefore, options.sizes ?? new Map())
       // A map with a new layout starts empty: conntrack is carried over and
       // the rest filled before the new programs see a packet.
       const carried = await migrateRetiredMaps(maps, pinRoot, pinnedBefore)

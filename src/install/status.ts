@@ -1,13 +1,13 @@
 import type * as k8s from '@kubernetes/client-node'
 import type {Clients} from '../cluster/kubeconfig.js'
-import {type MapDigest, type MapInfo, mapTypeName, nodeMapTool} from '../datapath/maptool.js'
+import {mapTypeName, nodeMapTool, pinnedMapInfo} from '../datapath/maptool.js'
 import {endpointKey} from '../datapath/structs.js'
 import {agentInstalled, agentPods} from './agent.js'
 import {resolveInterfaces} from './node-install.js'
 import {interfacesWithPinion} from '../datapath/attach.js'
-import {MAPS, mapPinPath} from '../datapath/catalogue.js'
+import {KERNEL_MAP_TYPE, MAPS, mapPinPath} from '../datapath/catalogue.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
-import {type NodeShell, runChecked} from '../nodes/shell.js'
+import type {NodeShell} from '../nodes/shell.js'
 import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from './node-state.js'
 
 export interface MapFill {
@@ -48,23 +48,15 @@ export interface NodeStatus {
   error?: string
 }
 
-/** Shape and entry count of every pinned Pinion map, gathered on the node in one command (none where nothing is pinned). */
+/** Shape and entry count of every pinned Pinion map (none where nothing is pinned). */
 export async function mapFill(shell: NodeShell, pinRoot: string): Promise<MapFill[]> {
-  if ((await shell.run(['test', '-d', `${pinRoot}/maps`])).exitCode !== 0) return []
-  const tool = await nodeMapTool(shell)
+  const infos = await pinnedMapInfo(shell, pinRoot)
+  if (infos.size === 0) return []
   // A perf event array has no entries to count (its slots hold per-CPU ring buffers, not values).
-  const script = 'tool="$1"; root="$2"; shift 2; for m in "$@"; do p="$root/maps/$m"; [ -e "$p" ] || continue; "$tool" info "$p" || exit 1; if [ "$m" = pinion_events ]; then echo "{\\"count\\":0}"; else "$tool" digest "$p" || exit 1; fi; done'
-  const {stdout} = await runChecked(shell, ['sh', '-c', script, 'fill', tool.binary, pinRoot, ...MAPS.map((map) => map.name)])
-  const lines = stdout.toString('utf8').split('\n').filter(Boolean)
-  const fills: MapFill[] = []
-  for (let i = 0; i + 1 < lines.length; i += 2) {
-    const info = JSON.parse(lines[i]) as MapInfo
-    const {count} = JSON.parse(lines[i + 1]) as MapDigest
-    // The kernel truncates names to 15 characters: the catalogue has them whole.
-    const name = MAPS.find((map) => map.name.slice(0, 15) === info.name)?.name ?? info.name
-    fills.push({name, type: mapTypeName(info.type), keySize: info.key, valueSize: info.value, entries: count, maxEntries: info.max})
-  }
-  return fills
+  const counted = [...infos.keys()].filter((name) => infos.get(name)!.type !== KERNEL_MAP_TYPE.perf_event_array)
+  const digests = await (await nodeMapTool(shell)).digests(counted.map((name) => mapPinPath(pinRoot, name)))
+  const counts = new Map(counted.map((name, index) => [name, digests[index].count]))
+  return [...infos].map(([name, info]) => ({name, type: mapTypeName(info.type), keySize: info.key, valueSize: info.value, entries: counts.get(name) ?? 0, maxEntries: info.max}))
 }
 
 /** Pods (namespace/name, IP) that should have the datapath on a node: running with a pod address. */

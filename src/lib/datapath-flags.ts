@@ -18,3 +18,10 @@ export function validatePinRoot(input: string): string {
 export const pinRootFlag = {
   'pin-root': Flags.custom<string>({description: 'bpffs directory holding Pinion\'s pinned programs and maps (inside a bpffs mount)', default: DEFAULT_PIN_ROOT, parse: async (input) => validatePinRoot(input)})(),
 }
+
+/** Repeatable NAME=ENTRIES (checked by parseMapSizes before any cluster access). */
+export const mapSizeFlag = Flags.string({
+  description: 'Entries of a map when install creates it, as MAP=N (repeatable; ct, policy, polnames, ipcache, services, backends, endpoint). Default: the larger of the built-in size and twice what the plan needs',
+  multiple: true,
+  helpValue: 'MAP=N',
+})

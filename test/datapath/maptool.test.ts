@@ -2,7 +2,7 @@ import {execFileSync} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {BpfTool, type RawEntry} from '../../src/datapath/bpftool.js'
-import {mapPinPath, MAPS, type MapSpec} from '../../src/datapath/catalogue.js'
+import {KERNEL_MAP_TYPE, mapPinPath, MAPS, type MapSpec} from '../../src/datapath/catalogue.js'
 import {ipcacheEntry, policyEntries} from '../../src/datapath/entries.js'
 import {digestRecords, localMapToolPath, MapTool, splitPerCpu} from '../../src/datapath/maptool.js'
 import {LocalShell} from '../../src/nodes/local-shell.js'
@@ -48,6 +48,17 @@ function sampleEntries(spec: MapSpec, count: number): {key: Buffer; value: Buffe
 const TESTED = MAPS.filter((spec) => spec.type !== 'perf_event_array')
 
 describe('native map tool', () => {
+  it('the catalogue (src/datapath/catalogue.ts) is the object\'s maps: names, types, sizes and flags', async () => {
+    const pinned = (await fixture.shell.run(['ls', `${fixture.pinRoot}/maps`])).stdout.toString('utf8').split('\n').filter(Boolean)
+    expect(pinned.sort()).toEqual(MAPS.map((spec) => spec.name).sort())
+    for (const spec of MAPS) {
+      const info = await tool.info(mapPinPath(fixture.pinRoot, spec.name))
+      expect({type: info.type, key: info.key, flags: info.flags}, spec.name).toEqual({type: KERNEL_MAP_TYPE[spec.type], key: spec.key.size, flags: spec.flags})
+      // libbpf sizes a perf event array by the CPU count; every other size is the object's own.
+      if (spec.type !== 'perf_event_array') expect({value: info.value, max: info.max}, spec.name).toEqual({value: spec.value!.size, max: spec.maxEntries})
+    }
+  })
+
   it('covers every map type the datapath uses', () => {
     expect(new Set(TESTED.map((spec) => spec.type))).toEqual(new Set(['hash', 'lru_hash', 'lpm_trie', 'array', 'percpu_array']))
   })

@@ -15,6 +15,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {BpfTool} from '../../src/datapath/bpftool.js'
 import {DEFAULT_PIN_ROOT, mapPinPath} from '../../src/datapath/catalogue.js'
+import {pinnedMapInfo} from '../../src/datapath/maptool.js'
 import {NODE_STATE_FILE} from '../../src/install/node-state.js'
 import {nodeExecPrefix} from '../../src/lab/config.js'
 import type {LabSummary} from '../../src/lab/lab.js'
@@ -294,6 +295,31 @@ describe('fault injection (built CLI, three-node lab)', () => {
       await api.networking.deleteNamespacedNetworkPolicy({namespace: 'default', name: 'too-big'})
     }
   }, 120_000)
+
+  it('--map-size sizes the maps install creates; a pinned map keeps its size, another size is refused; bad values exit 2', async () => {
+    const [node] = allNodes()
+    await arrange([], [node])
+    const sizes = async () => new Map([...(await pinnedMapInfo(nodeShell(node), DEFAULT_PIN_ROOT))].map(([name, info]) => [name, info.max]))
+    const bad = await run('install', '--no-agent', '--node', node, '--map-size', 'config=4')
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/config cannot be sized; the maps that can are/)
+    expect(await installedOn(node)).toBe(false)
+    const installed = await run('install', '--no-agent', '--node', node, '--map-size', 'ct=65536', '--map-size', 'polnames=40000')
+    expect(installed.code, installed.stderr).toBe(0)
+    const created = await sizes()
+    expect(created.get('pinion_ct4_v2')).toBe(65536)
+    expect(created.get('pinion_polnames')).toBe(40000)
+    expect(created.get('pinion_policy')).toBe(262144)
+    const status = await run('status', '--node', node)
+    expect(status.code, status.stdout + status.stderr).toBe(0)
+    const refused = await run('install', '--no-agent', '--node', node, '--map-size', 'ct=131072')
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toMatch(/pinion_ct4_v2 on \S+ already holds up to 65536 entries.*nothing was changed/)
+    // Without --map-size, install and sync keep what is pinned.
+    expect((await run('install', '--no-agent', '--node', node)).code).toBe(0)
+    expect((await run('sync', '--node', node)).code).toBe(0)
+    expect(await sizes()).toEqual(created)
+  })
 
   it('sync --watch rides out the API server going away: few lines, and it catches up when it is back', {timeout: 180_000}, async () => {
     await arrange([lab.nodes[0].name])

@@ -7,7 +7,8 @@ import {serveAgent} from '../../agent/server.js'
 import {agentKubeConfig} from '../../cluster/kubeconfig.js'
 import {datapathObject} from '../../install/install.js'
 import {BaseCommand} from '../../lib/base-command.js'
-import {pinRootFlag} from '../../lib/datapath-flags.js'
+import {mapSizeFlag, pinRootFlag} from '../../lib/datapath-flags.js'
+import {parseMapSizes} from '../../sync/capacity.js'
 import {parseDuration} from '../../lib/duration.js'
 import {UsageError} from '../../lib/errors.js'
 import {stopSignal} from '../../lib/stop-signal.js'
@@ -30,6 +31,7 @@ export default class AgentCommand extends BaseCommand {
     'policy-log-file': Flags.string({description: 'Policy log records (GKE format, JSON lines), rotated by size', default: POLICY_LOG_FILE}),
     'policy-log-rate': Flags.integer({description: 'Policy log records per second; the overflow is dropped and counted', default: 500, min: 1}),
     'policy-log-max-size': Flags.integer({description: 'Rotate the policy log past this many MiB (5 files kept)', default: 10, min: 1}),
+    'map-size': mapSizeFlag,
   }
 
   async run(): Promise<void> {
@@ -47,6 +49,7 @@ export default class AgentCommand extends BaseCommand {
       debounceMs: parseDuration(flags.debounce),
       resyncMs: parseDuration(flags['resync-interval']),
       retryMs: 1000,
+      mapSizes: parseMapSizes(flags['map-size'] ?? []),
       policyLog: {file: flags['policy-log-file'], ratePerSecond: flags['policy-log-rate'], denyWindowMs: 5000, maxBytes: flags['policy-log-max-size'] * 1024 * 1024, keep: 5},
       log,
     })
