@@ -616,7 +616,8 @@ export class Agent {
     }
     metric('pinion_map_entries', 'gauge', 'Entries the control plane keeps in each map.', Object.entries(status.fill).map(([map, count]) => [`{map="${map}"}`, count]))
     try {
-      const rows = await (await nodeMapTool(this.options.shell)).dumpMap(mapPinPath(this.options.pinRoot, 'pinion_metrics_v2'))
+      const tool = await nodeMapTool(this.options.shell)
+      const rows = await tool.dumpMap(mapPinPath(this.options.pinRoot, 'pinion_metrics_v2'))
       const packets: [string, number][] = []
       const bytes: [string, number][] = []
       for (const row of rows) {
@@ -637,6 +638,9 @@ export class Agent {
       }
       metric('pinion_datapath_packets_total', 'counter', 'Packets by verdict reason (FORWARDED or a drop reason) and direction.', packets)
       metric('pinion_datapath_bytes_total', 'counter', 'Bytes by verdict reason and direction.', bytes)
+      const [conntrack] = await tool.digests([mapPinPath(this.options.pinRoot, 'pinion_ct4_v2')])
+      metric('pinion_conntrack_entries', 'gauge', 'Connection tracking entries (egress, ingress and Service affinity).', [['', conntrack.count]])
+      metric('pinion_conntrack_limit', 'gauge', 'Entries pinion_ct4_v2 holds at most (least recently used ones are evicted beyond).', [['', this.mapSizes.get('pinion_ct4_v2') ?? 0]])
     } catch (error) {
       metric('pinion_datapath_read_errors', 'gauge', `Reading the datapath counters failed: ${errorMessage(error).replace(/\n/g, ' ')}`, [['', 1]])
     }

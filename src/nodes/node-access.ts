@@ -41,6 +41,7 @@ export class NodeAccess {
   private podsCreated = false
   private addresses?: Map<string, string>
   private readonly leases = new Map<string, NodeLease>()
+  private closing?: Promise<void>
 
   constructor(
     private readonly api: Clients,
@@ -66,6 +67,8 @@ export class NodeAccess {
   }
 
   shell(node: string): Promise<NodeShell> {
+    // A pod made once clean-up has listed this run's pods would outlive the run.
+    if (this.closing) return Promise.reject(new Error(`${node}: node access is closing (the run is ending)`))
     let shell = this.shells.get(node)
     if (!shell) {
       shell = this.options.transport === 'ssh' ? this.openSsh(node) : this.openPod(node)
@@ -123,8 +126,6 @@ export class NodeAccess {
       }
     })
   }
-
-  private closing?: Promise<void>
 
   /** Close connections and delete this run's debug pods; every caller waits for the same cleanup. */
   close(): Promise<void> {

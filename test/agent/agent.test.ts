@@ -154,6 +154,32 @@ describe('pinion agent', () => {
     await api.core.deleteNamespacedService({namespace: 'default', name: 'fresh'})
   })
 
+  it('serves Prometheus metrics on its node: forwarded packets, conntrack entries and limit, map fill, sync lag, health', async () => {
+    const node = lab.nodes[0].name
+    const get = async (path: string) => {
+      const script = `fetch('http://127.0.0.1:9965${path}').then(async (r) => process.stdout.write(r.status + '\\n' + await r.text()), (e) => { console.error(e.message); process.exit(1) })`
+      const result = await nodeShell(node).run([process.execPath, '-e', script])
+      expect(result.exitCode, result.stderr).toBe(0)
+      const [status, ...body] = result.stdout.toString().split('\n')
+      return {status: Number(status), body: body.join('\n')}
+    }
+    expect((await probe('web-1-1', 'tcp', vip, 80)).ok).toBe(true)
+    expect((await get('/healthz')).status).toBe(200)
+    const {status, body} = await get('/metrics')
+    expect(status).toBe(200)
+    const value = (name: string, labels = '') => {
+      const line = body.split('\n').find((candidate) => candidate.startsWith(`${name}${labels} `))
+      return line === undefined ? undefined : Number(line.split(' ').pop())
+    }
+    expect(value('pinion_datapath_packets_total', '{reason="FORWARDED",direction="egress"}')).toBeGreaterThan(0)
+    expect(value('pinion_conntrack_entries')).toBeGreaterThan(0)
+    expect(value('pinion_conntrack_limit')).toBe(524288)
+    expect(value('pinion_map_entries', '{map="pinion_endpoint"}')).toBeGreaterThan(0)
+    expect(value('pinion_agent_unenforced_endpoints')).toBe(0)
+    expect(value('pinion_agent_sync_lag_seconds')).toBeGreaterThanOrEqual(0)
+    expect(body).toMatch(/^# TYPE pinion_conntrack_entries gauge$/m)
+  })
+
   it('keeps an established TCP connection while the agent is killed, and the restarted agent converges', async () => {
     const node = lab.nodes[0].name
     const client = await api.core.readNamespacedPod({namespace: 'default', name: 'web-1-1'})
