@@ -7,6 +7,7 @@
 #pragma once
 
 #include "conntrack.h"
+#include "events.h" /* struct verdict_ctx */
 #include "nat.h"
 
 struct {

@@ -336,7 +336,8 @@ static int cmd_dump(const char *path)
 	const char *method = for_each_entry(&map, emit_record, NULL, &count);
 	if (fflush(stdout) != 0)
 		die("write: %s", strerror(errno));
-	fprintf(stderr, "dumped %llu entries via %s\n", (unsigned long long)count, method);
+	/* each entry is copied whole by the kernel; entries may change between them */
+	fprintf(stderr, "dumped %llu entries via %s (each entry consistent; not a snapshot of the whole map)\n", (unsigned long long)count, method);
 	return 0;
 }
 

@@ -11,7 +11,7 @@ import {dropReasonId} from '../datapath/drop-reasons.js'
 import {metricsValue} from '../datapath/structs.js'
 import {AGENT_NAMESPACE} from '../install/agent.js'
 import {type DatapathObject, installNode} from '../install/node-install.js'
-import {updateConfig} from '../install/runtime-config.js'
+import {updateConfig} from '../datapath/runtime-config.js'
 import {DEFAULT_LOGGING, LOGGING_ANNOTATION, LOGGING_CONFIGMAP, type LoggingConfig, type PolicyLogContext} from '../monitor/policy-logging.js'
 import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../install/node-state.js'
 

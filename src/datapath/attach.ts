@@ -41,3 +41,24 @@ export async function attachedPrograms(shell: NodeShell, iface: string): Promise
   }
   return out
 }
+
+/** A pod's host-side interface on its node. */
+export interface NodeInterface {
+  name: string
+  ifindex: number
+  mac: string
+}
+
+/** Pod IP -> host-side interface, from the node's /32 routes and links (two commands). */
+export async function resolveInterfaces(shell: NodeShell): Promise<Map<string, NodeInterface>> {
+  const routes = JSON.parse((await runChecked(shell, ['ip', '-j', '-4', 'route', 'show', 'table', 'main'])).stdout.toString('utf8') || '[]') as {dst: string; dev?: string; gateway?: string}[]
+  const links = JSON.parse((await runChecked(shell, ['ip', '-j', 'link', 'show'])).stdout.toString('utf8') || '[]') as {ifname: string; ifindex: number; address: string}[]
+  const byName = new Map(links.map((link) => [link.ifname, link]))
+  const out = new Map<string, NodeInterface>()
+  for (const route of routes) {
+    if (!route.dev || route.gateway || !/^\d+\.\d+\.\d+\.\d+(\/32)?$/.test(route.dst)) continue
+    const link = byName.get(route.dev)
+    if (link) out.set(route.dst.replace('/32', ''), {name: link.ifname, ifindex: link.ifindex, mac: link.address})
+  }
+  return out
+}

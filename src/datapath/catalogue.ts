@@ -49,7 +49,7 @@ export interface MapSpec {
 }
 
 export const MAPS: readonly MapSpec[] = [
-  {name: 'pinion_endpoint', type: 'hash', key: S.endpointKey, value: S.endpointInfo, maxEntries: 65536, flags: BPF_F_NO_PREALLOC, resizable: true, description: 'Local pods: IP -> interface, endpoint id, identity, isolation'},
+  {name: 'pinion_endpoint', type: 'hash', key: S.endpointKey, value: S.endpointInfo, maxEntries: 65536, flags: BPF_F_NO_PREALLOC, description: 'Local pods: IP -> interface, endpoint id, identity, isolation'},
   {name: 'pinion_services_v2', type: 'hash', key: S.lb4Key, value: S.lb4Service, maxEntries: 1048576, flags: BPF_F_NO_PREALLOC, resizable: true, description: 'Service frontends (slot 0) and their backend slots'},
   {name: 'pinion_backends', type: 'hash', key: S.backendId, value: S.lb4Backend, maxEntries: 262144, flags: BPF_F_NO_PREALLOC, resizable: true, description: 'Backend id -> address, port, protocol, state'},
   {name: 'pinion_revnat_v2', type: 'hash', key: S.revNatIndex, value: S.lb4ReverseNat, maxEntries: REV_NAT_MAX + 1, flags: BPF_F_NO_PREALLOC, description: 'Reverse-NAT index -> frontend VIP and port'},

@@ -33,6 +33,13 @@ export const POLICY_PREFIX = {ANY_PROTO: 96, ANY_PORT: 104, FULL: 128} as const
 export const POLICY_FLAG_DENY = 0x1
 
 export const EVENT_TYPE = {DROP: 1, TRACE: 2, POLICY: 3} as const
+/** event_header.version the decoder understands (EVENT_VERSION in pinion_abi.h). */
+export const EVENT_VERSION = 2
+/**
+ * Endpoint ids are per node and fit event_header.source (a __u16): the
+ * planner allocates no higher, and pinion_endpoint holds no more pods than that.
+ */
+export const MAX_ENDPOINT_ID = 0xffff
 export const EVENT_FLAG = {TRACEFLOW: 0x1, REPLY: 0x2} as const
 export const TRACE_POINT = {FROM_POD: 1, TO_POD: 2} as const
 export const VERDICT = {ALLOW: 1, DENY: 2} as const

@@ -1,5 +1,5 @@
 import type {Decoded} from './codec.js'
-import {CT_STATE_NAME, DIRECTION_NAME, EVENT_FLAG, EVENT_TYPE, protoName, tcpFlagNames, VERDICT} from './constants.js'
+import {CT_STATE_NAME, DIRECTION_NAME, EVENT_FLAG, EVENT_TYPE, EVENT_VERSION, protoName, tcpFlagNames, VERDICT} from './constants.js'
 import {dropReasonId, dropReasonText} from './drop-reasons.js'
 import {JsonObjectStream} from './json-stream.js'
 import {dropEvent, eventHeader, policyEvent, traceEvent} from './structs.js'
@@ -47,6 +47,8 @@ function flowOf(raw: Decoded): DatapathEvent['flow'] {
 /** Decode one perf sample: a record struct followed by cap_len packet bytes. */
 export function decodeEvent(sample: Buffer): DatapathEvent {
   const header = eventHeader.decode(sample)
+  // Another layout would decode into wrong fields: refuse it by name (a CLI older or newer than the node's datapath).
+  if (header.version !== EVENT_VERSION) throw new Error(`event version ${header.version as number} from the datapath, this CLI reads version ${EVENT_VERSION}: use the CLI that matches the installed datapath (pinion status shows its version)`)
   const struct = header.type === EVENT_TYPE.DROP ? dropEvent : header.type === EVENT_TYPE.TRACE ? traceEvent : header.type === EVENT_TYPE.POLICY ? policyEvent : undefined
   if (!struct) throw new Error(`unknown event type ${header.type}`)
   const raw = struct.decode(sample)

@@ -17,7 +17,7 @@ import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
 import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
 import {readLoggingConfig} from '../monitor/policy-logging.js'
 import {cniUninstallScript, NotInstalledError, readNodeRecord} from './node-state.js'
-import {nextFlowEpoch, updateNodeConfig} from './runtime-config.js'
+import {nextFlowEpoch, updateNodeConfig} from '../datapath/runtime-config.js'
 import {preflight, type Preflight} from './preflight.js'
 
 export interface ClusterOptions {

@@ -1,4 +1,4 @@
-import {attachPrograms, detachPrograms, interfacesWithPinion} from '../datapath/attach.js'
+import {attachPrograms, detachPrograms, interfacesWithPinion, resolveInterfaces} from '../datapath/attach.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {DATAPATH_ABI_VERSION, KERNEL_MAP_TYPE, MAPS, mapPinPath} from '../datapath/catalogue.js'
 import {NODE_TOOL_DIR, nodeMapTool} from '../datapath/maptool.js'
@@ -6,7 +6,7 @@ import {basename} from 'node:path'
 import {copyIn} from '../nodes/copy.js'
 import {LOCK_FILE} from '../nodes/lock-file.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
-import {applyEntries, endpointEntries, type MapChanges, type NodeInterface} from '../sync/apply.js'
+import {applyEntries, endpointEntries, type MapChanges} from '../sync/apply.js'
 import type {NodePlan} from '../sync/plan.js'
 import {migrateRetiredMaps} from './migrate.js'
 import {NODE_STATE_DIR, NotInstalledError, readNodeRecord, writeNodeRecord} from './node-state.js'
@@ -22,20 +22,6 @@ export interface NodeInstallResult {
   interfaces: number
   endpoints: number
   changes: MapChanges
-}
-
-/** Pod IP -> host-side interface, from the node's /32 routes and links (two commands). */
-export async function resolveInterfaces(shell: NodeShell): Promise<Map<string, NodeInterface>> {
-  const routes = JSON.parse((await runChecked(shell, ['ip', '-j', '-4', 'route', 'show', 'table', 'main'])).stdout.toString('utf8') || '[]') as {dst: string; dev?: string; gateway?: string}[]
-  const links = JSON.parse((await runChecked(shell, ['ip', '-j', 'link', 'show'])).stdout.toString('utf8') || '[]') as {ifname: string; ifindex: number; address: string}[]
-  const byName = new Map(links.map((link) => [link.ifname, link]))
-  const out = new Map<string, NodeInterface>()
-  for (const route of routes) {
-    if (!route.dev || route.gateway || !/^\d+\.\d+\.\d+\.\d+(\/32)?$/.test(route.dst)) continue
-    const link = byName.get(route.dev)
-    if (link) out.set(route.dst.replace('/32', ''), {name: link.ifname, ifindex: link.ifindex, mac: link.address})
-  }
-  return out
 }
 
 async function pinnedPrograms(shell: NodeShell, pinRoot: string): Promise<boolean> {

@@ -21,7 +21,7 @@ export const pinRootFlag = {
 
 /** Repeatable NAME=ENTRIES (checked by parseMapSizes before any cluster access). */
 export const mapSizeFlag = Flags.string({
-  description: 'Entries of a map when install creates it, as MAP=N (repeatable; ct, policy, polnames, ipcache, services, backends, endpoint). Default: the larger of the built-in size and twice what the plan needs',
+  description: 'Entries of a map when install creates it, as MAP=N (repeatable; ct, policy, polnames, ipcache, services, backends). Default: the larger of the built-in size and twice what the plan needs',
   multiple: true,
   helpValue: 'MAP=N',
 })

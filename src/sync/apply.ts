@@ -1,17 +1,14 @@
+import type {NodeInterface} from '../datapath/attach.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {endpointEntry, type MapEntry} from '../datapath/entries.js'
 import {digestRecords, type MapIo, sameDigest} from '../datapath/maptool.js'
-import {nextFlowEpoch, updateConfig} from '../install/runtime-config.js'
+import {nextFlowEpoch, updateConfig} from '../datapath/runtime-config.js'
 import type {NodePlan} from './plan.js'
 
 /** Maps whose whole content the control plane owns (not conntrack, metrics, events or config). */
 export const MANAGED_MAPS = ['pinion_backends', 'pinion_revnat_v2', 'pinion_services_v2', 'pinion_ipcache', 'pinion_polnames', 'pinion_policy', 'pinion_endpoint'] as const
 
-export interface NodeInterface {
-  name: string
-  ifindex: number
-  mac: string
-}
+export type {NodeInterface}
 
 /** Endpoint entries need the node's interface of each pod (found by its /32 route). */
 export function endpointEntries(plan: NodePlan, interfaces: ReadonlyMap<string, NodeInterface>): MapEntry[] {

@@ -1,5 +1,5 @@
 import type * as k8s from '@kubernetes/client-node'
-import {DIRECTION, IDENTITY, makeCookie} from '../datapath/constants.js'
+import {DIRECTION, IDENTITY, makeCookie, MAX_ENDPOINT_ID} from '../datapath/constants.js'
 import {frontendEntries, ipcacheEntry, type MapEntry, policyEntries, policyNameEntry} from '../datapath/entries.js'
 import type {LabelSelector} from '../lib/selectors.js'
 import {matchesSelector} from '../lib/selectors.js'
@@ -61,7 +61,7 @@ export class NodePlanner implements ModelListener {
   /** Dependency (selector, identity's pods, named port) -> endpoint contributors that used it. */
   private readonly dependents = new Map<string, Set<string>>()
   private readonly dependencies = new Map<string, Set<string>>()
-  private readonly endpointIds = new IdAllocator(1, 0x7fffffff, 'endpoints')
+  private readonly endpointIds = new IdAllocator(1, MAX_ENDPOINT_ID, 'endpoints')
   private readonly endpointPlans = new Map<string, EndpointPlan>()
   /** Effective value of each slot touched in this flush, as it was before. */
   private touched = new Map<string, MapEntry | undefined>()

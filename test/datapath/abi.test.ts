@@ -1,10 +1,11 @@
-import {execFileSync} from 'node:child_process'
-import {readFileSync} from 'node:fs'
+import {execFileSync, spawnSync} from 'node:child_process'
+import {readdirSync, readFileSync} from 'node:fs'
 import {describe, expect, it} from 'vitest'
-import {FLOW_CACHE_SLOTS, METRICS_SLOTS, REV_NAT_MAX} from '../../src/datapath/constants.js'
+import {EVENT_TYPE, EVENT_VERSION, FLOW_CACHE_SLOTS, MAX_ENDPOINT_ID, METRICS_SLOTS, REV_NAT_MAX} from '../../src/datapath/constants.js'
+import {decodeEvent} from '../../src/datapath/events.js'
 import {DROP_REASONS} from '../../src/datapath/drop-reasons.js'
-import {DATAPATH_ABI_VERSION} from '../../src/datapath/catalogue.js'
-import {ABI_STRUCTS, skBuff} from '../../src/datapath/structs.js'
+import {DATAPATH_ABI_VERSION, MAPS} from '../../src/datapath/catalogue.js'
+import {ABI_STRUCTS, dropEvent, eventHeader, skBuff} from '../../src/datapath/structs.js'
 import {BPF_OBJECT_PATH, REPO_ROOT, requireSystem} from '../helpers/system.js'
 
 interface BtfType {
@@ -73,6 +74,28 @@ describe('datapath ABI: TypeScript layouts match the BTF of the compiled object'
     const header = readFileSync(`${REPO_ROOT}bpf/include/pinion_abi.h`, 'utf8')
     const define = (name: string) => Number(new RegExp(`#define ${name}\\s+(\\d+)`).exec(header)?.[1])
     expect({METRICS_SLOTS: define('METRICS_SLOTS'), FLOW_CACHE_SLOTS: define('FLOW_CACHE_SLOTS'), REV_NAT_MAX: define('REV_NAT_MAX')}).toEqual({METRICS_SLOTS, FLOW_CACHE_SLOTS, REV_NAT_MAX})
+  })
+
+  it('event version and endpoint id width: decoders refuse other versions, ids fit the events', () => {
+    const header = readFileSync(`${REPO_ROOT}bpf/include/pinion_abi.h`, 'utf8')
+    expect(Number(/#define EVENT_VERSION (\d+)/.exec(header)![1])).toBe(EVENT_VERSION)
+    const sample = Buffer.alloc(dropEvent.size)
+    eventHeader.encode({type: EVENT_TYPE.DROP, version: EVENT_VERSION + 1}, sample)
+    expect(() => decodeEvent(sample)).toThrow(new RegExp(`event version ${EVENT_VERSION + 1} from the datapath, this CLI reads version ${EVENT_VERSION}`))
+    // Endpoint ids travel in event_header.source (and the datapath's verdict context): the planner never allocates past them.
+    const source = eventHeader.fields.find((field) => field.name === 'source')!
+    expect(MAX_ENDPOINT_ID).toBe(2 ** (8 * source.size) - 1)
+    expect(/struct verdict_ctx \{[^}]*__u16 endpoint_id;/s.test(readFileSync(`${REPO_ROOT}bpf/lib/events.h`, 'utf8'))).toBe(true)
+    expect(MAPS.find((map) => map.name === 'pinion_endpoint')!.maxEntries).toBeLessThanOrEqual(MAX_ENDPOINT_ID + 1)
+    expect(MAPS.find((map) => map.name === 'pinion_endpoint')!.resizable).toBeUndefined()
+  })
+
+  it('each bpf/lib header compiles on its own (includes what it uses)', () => {
+    requireSystem(['clang'])
+    for (const name of readdirSync(`${REPO_ROOT}bpf/lib`).filter((file) => file.endsWith('.h'))) {
+      const result = spawnSync('clang', ['-O2', '-g', '-target', 'bpf', '-Wall', '-Werror', `-I/usr/include/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '-fsyntax-only', '-x', 'c', '-'], {input: `#include "${REPO_ROOT}bpf/lib/${name}"\n`, encoding: 'utf8'})
+      expect(result.status, `${name}: ${result.stderr}`).toBe(0)
+    }
   })
 
   it('ABI version matches the C header', () => {

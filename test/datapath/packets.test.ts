@@ -17,7 +17,7 @@ import {configEntry, endpointEntry, frontendEntries, ipcacheEntry, policyEntries
 import {type DatapathEvent, decodeEvent} from '../../src/datapath/events.js'
 import {buildPacket, type PacketSpec, TCP_FLAGS} from '../../src/datapath/packet.js'
 import {backendId} from '../../src/datapath/structs.js'
-import {nextFlowEpoch, updateConfig} from '../../src/install/runtime-config.js'
+import {nextFlowEpoch, updateConfig} from '../../src/datapath/runtime-config.js'
 import {waitFor} from '../../src/lib/wait.js'
 import {DatapathFixture} from '../helpers/datapath-fixture.js'
 

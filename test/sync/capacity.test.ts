@@ -6,7 +6,7 @@ describe('map sizes', () => {
   it('parses --map-size by short name and alias, and refuses what cannot be sized, with the valid list', () => {
     expect(parseMapSizes(['ct=1048576', 'polnames=65536', 'policy=300000'])).toEqual(new Map([['pinion_ct4_v2', 1048576], ['pinion_polnames', 65536], ['pinion_policy', 300000]]))
     expect(() => parseMapSizes(['config=4'])).toThrow(UsageError)
-    expect(() => parseMapSizes(['config=4'])).toThrow(/config cannot be sized; the maps that can are endpoint, services, backends, ct4, policy, polnames, ipcache/)
+    expect(() => parseMapSizes(['config=4'])).toThrow(/config cannot be sized; the maps that can are services, backends, ct4, policy, polnames, ipcache/)
     expect(() => parseMapSizes(['revnat=4'])).toThrow(/cannot be sized/)
     expect(() => parseMapSizes(['ct'])).toThrow(/bad --map-size "ct": use MAP=ENTRIES/)
     expect(() => parseMapSizes(['ct=0'])).toThrow(/from 1 to 16777216/)

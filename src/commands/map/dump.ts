@@ -12,6 +12,9 @@ function filterHelp(): string {
   return Object.entries(FILTER_FIELDS).map(([map, fields]) => `  ${shortMapName(map)}: ${Object.entries(fields).map(([field, kind]) => (Array.isArray(kind) ? `${field} (${kind.join('|')})` : field)).join(', ')}`).join('\n')
 }
 
+/** Maps the programs write as packets pass (the control plane owns the rest). */
+const DATAPATH_WRITES = new Set(['pinion_ct4_v2', 'pinion_metrics_v2', 'pinion_flowcache', 'pinion_clock'])
+
 export default class MapDump extends BaseCommand {
   static override description = 'Dump a Pinion map per node as decoded rows (addresses, ports, protocols, states, pod, Service and policy names); never raw hex unless --raw'
   static override examples = [
@@ -35,6 +38,7 @@ export default class MapDump extends BaseCommand {
     const rows = dumps.flatMap((dump) => (dump.rows ?? []).map((row) => ({node: dump.node, ...row})))
     const fields = [...new Set(rows.flatMap((row) => Object.keys(row)))]
     this.render({data: dumps, rows, columns: fields.map((field) => ({header: field.replace(/([A-Z])/g, ' $1').toUpperCase(), get: (row: Record<string, unknown>) => row[field]})), empty: 'no entries'})
+    if (DATAPATH_WRITES.has(resolveMap(args.map).name) && dumps.some((dump) => dump.ok)) this.note('note: the datapath changes this map while it is read: each row is one consistent entry, the rows are not a snapshot of one moment')
     for (const dump of dumps) {
       if (!dump.ok) this.note(this.errColor.red(`${dump.node}: ${dump.error}`))
       else if (dump.truncated) this.note(`${dump.node}: more rows match; raise --limit to see them`)

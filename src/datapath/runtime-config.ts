@@ -1,7 +1,7 @@
-import {mapPinPath} from '../datapath/catalogue.js'
-import type {Decoded} from '../datapath/codec.js'
-import {type MapIo, nodeMapTool} from '../datapath/maptool.js'
-import {configIndex, pinionConfig} from '../datapath/structs.js'
+import {mapPinPath} from './catalogue.js'
+import type {Decoded} from './codec.js'
+import {type MapIo, nodeMapTool} from './maptool.js'
+import {configIndex, pinionConfig} from './structs.js'
 import type {NodeShell} from '../nodes/shell.js'
 
 /** Read-modify-write of a node's pinion_config entry (logging switches, tracing, flow epoch). */
