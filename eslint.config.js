@@ -12,7 +12,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bin/*.js', 'eslint.config.js'],
+    files: ['bin/*.js', 'scripts/*.mjs', 'eslint.config.js'],
     languageOptions: {globals: {process: 'readonly', console: 'readonly'}},
   },
 )

@@ -1,11 +1,22 @@
+import {existsSync, readFileSync} from 'node:fs'
+import {fileURLToPath} from 'node:url'
 import type {NodeShell} from '../nodes/shell.js'
 
-/** Helpers the datapath calls; the kernel must offer each to tc programs. */
-export const REQUIRED_HELPERS = [
-  'bpf_skb_load_bytes', 'bpf_skb_store_bytes', 'bpf_l3_csum_replace', 'bpf_l4_csum_replace',
-  'bpf_perf_event_output', 'bpf_get_prandom_u32', 'bpf_ktime_get_boot_ns', 'bpf_get_hash_recalc',
-  'bpf_map_lookup_elem', 'bpf_map_update_elem',
-]
+/** What the datapath object calls in the kernel, read from the object at build (scripts/bpf-requirements.mjs). */
+export interface DatapathRequirements {
+  helpers: string[]
+  kfuncs: string[]
+}
+
+/** The requirements of the object this CLI ships (dist/bpf/pinion.requires.json). */
+export function datapathRequirements(): DatapathRequirements {
+  const path = fileURLToPath(new URL('../../dist/bpf/pinion.requires.json', import.meta.url))
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`make build\``)
+  return JSON.parse(readFileSync(path, 'utf8')) as DatapathRequirements
+}
+
+/** The kernel the README states: the oldest with everything the object calls (bpf_cast_to_kern_ctx came in 6.2). */
+export const MINIMUM_KERNEL = '6.2'
 
 export interface Preflight {
   kernel: string
@@ -13,39 +24,43 @@ export interface Preflight {
   bpffs: boolean
   clsact: boolean
   missingHelpers: string[]
+  missingKfuncs: string[]
   ok: boolean
   problems: string[]
 }
 
-function kernelAtLeast(release: string, major: number, minor: number): boolean {
-  const [a, b] = release.split('.').map((part) => Number.parseInt(part, 10))
-  return a > major || (a === major && b >= minor)
-}
-
-/** Check a node can run the datapath; changes nothing. */
-export async function preflight(shell: NodeShell, pinRoot: string): Promise<Preflight> {
+/**
+ * Check a node can run the datapath; changes nothing. Features are checked,
+ * not version numbers (distributions backport): every helper the object
+ * calls must be offered to tc programs, every kfunc must be in the kernel's BTF.
+ */
+export async function preflight(shell: NodeShell, pinRoot: string, requirements: DatapathRequirements = datapathRequirements()): Promise<Preflight> {
   const kernel = (await shell.run(['uname', '-r'])).stdout.toString('utf8').trim()
   const btf = (await shell.run(['test', '-r', '/sys/kernel/btf/vmlinux'])).exitCode === 0
   // The pin root, or its nearest existing parent, must be on a bpffs mount.
   const fsType = (await shell.run(['sh', '-c', 'd="$1"; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; stat -f -c %T "$d"', 'bpffs', pinRoot])).stdout.toString('utf8').trim()
   const bpffs = fsType === 'bpf_fs'
   const probe = await shell.run(['bpftool', '-j', 'feature', 'probe', 'kernel'])
-  let missingHelpers = REQUIRED_HELPERS
+  let missingHelpers = requirements.helpers
   let schedCls = false
   if (probe.exitCode === 0) {
     const features = JSON.parse(probe.stdout.toString('utf8')) as {program_types: Record<string, boolean>; helpers: Record<string, string[]>}
     schedCls = Boolean(features.program_types.have_sched_cls_prog_type)
     const available = new Set(features.helpers.sched_cls_available_helpers ?? [])
-    missingHelpers = REQUIRED_HELPERS.filter((helper) => !available.has(helper))
+    missingHelpers = requirements.helpers.filter((helper) => !available.has(helper))
   }
-  const clsact = schedCls && kernelAtLeast(kernel, 4, 5) && (await shell.run(['tc', '-V'])).exitCode === 0
+  // kfuncs are functions in the kernel's BTF.
+  const names = requirements.kfuncs.join('|')
+  const found = btf && names ? (await shell.run(['sh', '-c', 'bpftool btf dump file /sys/kernel/btf/vmlinux | grep -oE "^\\[[0-9]+\\] FUNC \'($1)\'" | sed "s/.*FUNC \'\\(.*\\)\'/\\1/"', 'kfuncs', names])).stdout.toString('utf8').split('\n').filter(Boolean) : []
+  const missingKfuncs = requirements.kfuncs.filter((kfunc) => !found.includes(kfunc))
+  const clsact = schedCls && (await shell.run(['tc', '-V'])).exitCode === 0
   const problems = [
-    !kernelAtLeast(kernel, 5, 10) && `kernel ${kernel} is older than 5.10`,
     !btf && 'no kernel BTF (/sys/kernel/btf/vmlinux)',
     !bpffs && `${pinRoot} is not on a bpffs mount (found ${fsType || 'nothing'})`,
     !clsact && 'no tc clsact / sched_cls support',
     probe.exitCode !== 0 && `bpftool feature probe failed: ${probe.stderr.trim().split('\n').pop()}`,
-    missingHelpers.length > 0 && probe.exitCode === 0 && `missing BPF helpers: ${missingHelpers.join(', ')}`,
+    missingHelpers.length > 0 && probe.exitCode === 0 && `kernel ${kernel} lacks BPF helpers the datapath calls: ${missingHelpers.join(', ')} (Pinion needs Linux ${MINIMUM_KERNEL} or newer)`,
+    missingKfuncs.length > 0 && btf && `kernel ${kernel} lacks kfuncs the datapath calls: ${missingKfuncs.join(', ')} (Pinion needs Linux ${MINIMUM_KERNEL} or newer)`,
   ].filter((problem): problem is string => Boolean(problem))
-  return {kernel, btf, bpffs, clsact, missingHelpers, ok: problems.length === 0, problems}
+  return {kernel, btf, bpffs, clsact, missingHelpers, missingKfuncs, ok: problems.length === 0, problems}
 }
