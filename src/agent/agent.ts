@@ -9,13 +9,11 @@ import {mapPinPath} from '../datapath/catalogue.js'
 import {METRICS_SLOTS, metricsSlotParts} from '../datapath/constants.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
 import {metricsValue} from '../datapath/structs.js'
-import {AGENT_NAMESPACE} from '../install/agent.js'
-import {type DatapathObject, installNode} from '../install/node-install.js'
+import {installNode} from '../sync/node-install.js'
 import {updateConfig} from '../datapath/runtime-config.js'
-import {DEFAULT_LOGGING, LOGGING_ANNOTATION, LOGGING_CONFIGMAP, type LoggingConfig, type PolicyLogContext} from '../monitor/policy-logging.js'
-import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../install/node-state.js'
+import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../datapath/node-state.js'
 
-export {AGENT_SOCKET} from '../install/node-state.js'
+export {AGENT_SOCKET} from '../datapath/node-state.js'
 import {errorMessage} from '../lib/errors.js'
 import type {NodeShell} from '../nodes/shell.js'
 import {AGENT_HOLDER_PREFIX, AGENT_LEASE, LEASE_NAMESPACE, NodeLease} from '../nodes/node-lease.js'
@@ -24,6 +22,10 @@ import {checkCapacity, effectiveSizes, overCapacity, planFill, plannedSizes} fro
 import {NodePlanner} from '../sync/node-planner.js'
 import {NodeDatapath} from './datapath.js'
 import {PolicyLogger, RotatingLog} from './policy-log.js'
+import {DEFAULT_LOGGING, LOGGING_ANNOTATION, LOGGING_CONFIGMAP, type LoggingConfig} from '../cluster/logging-config.js'
+import {type PolicyLogContext} from '../datapath/policy-log-records.js'
+import {AGENT_NAMESPACE} from '../cluster/agent-objects.js'
+import {type DatapathObject} from '../datapath/object.js'
 
 export const DEFAULT_METRICS_PORT = 9965
 

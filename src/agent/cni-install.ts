@@ -1,6 +1,6 @@
 import {existsSync, readdirSync, readFileSync, renameSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {CNI_BACKUP_SUFFIX, CNI_PLUGIN_NAME} from '../install/node-state.js'
+import {CNI_BACKUP_SUFFIX, CNI_PLUGIN_NAME} from '../datapath/node-state.js'
 import {nodeScript} from '../lib/scripts.js'
 
 

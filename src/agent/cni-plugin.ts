@@ -6,7 +6,7 @@
  * DEL and CHECK per spec; VERSION lists what it speaks.
  */
 import {CNI_ERROR, type CniContext, CniError, type CniResult, runCniPlugin} from '../lib/cni.js'
-import {AGENT_SOCKET} from '../install/node-state.js'
+import {AGENT_SOCKET} from '../datapath/node-state.js'
 import {requestAgent} from './client.js'
 
 function target(context: CniContext) {

@@ -4,10 +4,10 @@ import {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {decodeEvent} from '../datapath/events.js'
 import {errorMessage} from '../lib/errors.js'
-import {type PolicyLogContext, PolicyLogPipeline, type PolicyLogRecord, policyLogRecord} from '../monitor/policy-logging.js'
 import type {NodeShell} from '../nodes/shell.js'
+import {type PolicyLogContext, PolicyLogPipeline, type PolicyLogRecord, policyLogRecord} from '../datapath/policy-log-records.js'
+export {POLICY_LOG_FILE} from '../datapath/policy-log-records.js'
 
-export {POLICY_LOG_FILE} from '../monitor/policy-logging.js'
 
 /**
  * An append-only JSON-lines file rotated by size: past maxBytes the file

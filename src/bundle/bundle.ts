@@ -8,13 +8,13 @@ import {errorMessage, UsageError} from '../lib/errors.js'
 import {mapSettled} from '../lib/pool.js'
 import {NodeProgress} from '../lib/progress.js'
 import {PINION_VERSION} from '../lib/version-info.js'
-import {clusterNames} from '../maps/dump.js'
 import {DEBUG_NAMESPACE} from '../nodes/debug-pods.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
-import {NotInstalledError, requireInstalled} from '../install/node-state.js'
+import {NotInstalledError, requireInstalled} from '../datapath/node-state.js'
 import {BundleArchive} from './archive.js'
 import {redactText, redactValue} from './redact.js'
 import {nodeTasks} from './node-tasks.js'
+import {clusterNames} from '../sync/names.js'
 
 export interface BundleOptions {
   file: string

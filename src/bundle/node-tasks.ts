@@ -3,9 +3,10 @@ import {decodeEvent} from '../datapath/events.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {interfacesWithPinion} from '../datapath/attach.js'
-import {NODE_STATE_FILE} from '../install/node-state.js'
-import {type ClusterNames, dumpNode} from '../maps/dump.js'
+import {NODE_STATE_FILE} from '../datapath/node-state.js'
+import {dumpNode} from '../maps/dump.js'
 import type {NodeShell} from '../nodes/shell.js'
+import {type ClusterNames} from '../sync/names.js'
 
 /** One file of a node's part of the bundle. */
 export interface NodeTask {

@@ -1,5 +1,5 @@
 import {clients} from '../cluster/kubeconfig.js'
-import {BaseCommand} from '../lib/base-command.js'
+import {BaseCommand} from '../cli/base-command.js'
 import {deleteDebugPods} from '../nodes/debug-pods.js'
 
 export default class Cleanup extends BaseCommand {

@@ -1,12 +1,13 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
-import {AGENT_NAME, AGENT_NAMESPACE, DEFAULT_AGENT_IMAGE} from '../install/agent.js'
+import {DEFAULT_AGENT_IMAGE} from '../install/agent.js'
 import {install} from '../install/install.js'
-import {BaseCommand} from '../lib/base-command.js'
-import {mapSizeFlag, pinRootFlag} from '../lib/datapath-flags.js'
+import {BaseCommand} from '../cli/base-command.js'
+import {mapSizeFlag, pinRootFlag} from '../cli/datapath-flags.js'
 import {parseMapSizes} from '../sync/capacity.js'
-import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
 import {outcomeColumns, reportFailures} from './uninstall.js'
+import {AGENT_NAME, AGENT_NAMESPACE} from '../cluster/agent-objects.js'
 
 export default class Install extends BaseCommand {
   static override description = 'Install the datapath on every node: preflight, load and pin, attach to pod interfaces, fill maps from the cluster (idempotent; upgrades keep conntrack)'

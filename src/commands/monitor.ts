@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
-import {BaseCommand} from '../lib/base-command.js'
-import {pinRootFlag} from '../lib/datapath-flags.js'
+import {BaseCommand} from '../cli/base-command.js'
+import {pinRootFlag} from '../cli/datapath-flags.js'
 import {parseDuration} from '../lib/duration.js'
 import {stopSignal} from '../lib/stop-signal.js'
-import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
 import {compactLine, monitor, type MonitorFilter} from '../monitor/monitor.js'
 
 export default class Monitor extends BaseCommand {

@@ -1,9 +1,9 @@
 import {clients} from '../cluster/kubeconfig.js'
 import {clusterStatus} from '../install/status.js'
-import {BaseCommand} from '../lib/base-command.js'
+import {BaseCommand} from '../cli/base-command.js'
 import {formatDuration} from '../lib/duration.js'
-import {pinRootFlag} from '../lib/datapath-flags.js'
-import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import {pinRootFlag} from '../cli/datapath-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
 
 export default class Status extends BaseCommand {
   static override description = 'Per node: health, the agent (ready, resourceVersion applied, lag), pods not enforced, programs and attach points, map fill, last sync; exits 1 when any node is not healthy (degraded, unreachable or not installed)'

@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
 import {supportBundle} from '../bundle/bundle.js'
-import {BaseCommand} from '../lib/base-command.js'
-import {pinRootFlag} from '../lib/datapath-flags.js'
+import {BaseCommand} from '../cli/base-command.js'
+import {pinRootFlag} from '../cli/datapath-flags.js'
 import {parseDuration} from '../lib/duration.js'
-import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
 
 /** Exit code of a bundle that was written but misses parts (see failed.txt). */
 export const PARTIAL_EXIT = 3

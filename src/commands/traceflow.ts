@@ -1,11 +1,11 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
 import {TCP_FLAGS} from '../datapath/packet.js'
-import {BaseCommand} from '../lib/base-command.js'
+import {BaseCommand} from '../cli/base-command.js'
 import {parseDuration} from '../lib/duration.js'
-import {pinRootFlag} from '../lib/datapath-flags.js'
+import {pinRootFlag} from '../cli/datapath-flags.js'
 import {UsageError} from '../lib/errors.js'
-import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
 import {traceflow} from '../traceflow/traceflow.js'
 
 function tcpFlags(text: string): number {

@@ -1,10 +1,11 @@
 import {clients} from '../cluster/kubeconfig.js'
-import {type NodeOutcome, uninstall} from '../install/install.js'
-import {BaseCommand} from '../lib/base-command.js'
-import {pinRootFlag} from '../lib/datapath-flags.js'
+import {uninstall} from '../install/install.js'
+import {BaseCommand} from '../cli/base-command.js'
+import {pinRootFlag} from '../cli/datapath-flags.js'
 import {formatDuration} from '../lib/duration.js'
-import {nodeAccessOptions, nodeFlags} from '../lib/node-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
 import type {Column} from '../lib/render.js'
+import {type NodeOutcome} from '../sync/cluster-sync.js'
 
 export const outcomeColumns: Column<NodeOutcome>[] = [
   {header: 'NODE', get: (row) => row.node},

@@ -1,5 +1,5 @@
-import {BaseCommand} from '../lib/base-command.js'
-import {versionInfo} from '../lib/version-info.js'
+import {BaseCommand} from '../cli/base-command.js'
+import {versionInfo} from '../cli/version-info.js'
 
 export default class Version extends BaseCommand {
   static override baseFlags = BaseCommand.flagsWithoutDeadline

@@ -1,13 +1,13 @@
 import type * as k8s from '@kubernetes/client-node'
 import {execInPod} from '../cluster/exec.js'
 import {apiStatus, type Clients} from '../cluster/kubeconfig.js'
-import {syncWith} from '../install/install.js'
 import {UserError} from '../lib/errors.js'
 import {nodeScript} from '../lib/scripts.js'
 import {waitFor} from '../lib/wait.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {expectedAllowed, type ModelPod, type Probe, type World} from './model.js'
 import {type Layout, scenarios} from './scenarios.js'
+import {syncWith} from '../sync/cluster-sync.js'
 
 const PODS = ['a', 'b', 'c']
 const PORTS = [{name: 'serve-80-tcp', port: 80, protocol: 'TCP'}, {name: 'serve-81-tcp', port: 81, protocol: 'TCP'}, {name: 'serve-80-udp', port: 80, protocol: 'UDP'}]

@@ -4,12 +4,10 @@ import {shortMapName} from '../datapath/catalogue.js'
 import {UserError} from '../lib/errors.js'
 import {PINION_VERSION} from '../lib/version-info.js'
 import {waitFor} from '../lib/wait.js'
-import {DEBUG_NAMESPACE, ensureDebugNamespace} from '../nodes/debug-pods.js'
+import {AGENT_METRICS_PORT, AGENT_NAME, AGENT_NAMESPACE, agentPods} from '../cluster/agent-objects.js'
+import {ensureDebugNamespace} from '../nodes/debug-pods.js'
 
-export const AGENT_NAME = 'pinion-agent'
-export const AGENT_NAMESPACE = DEBUG_NAMESPACE
 export const DEFAULT_AGENT_IMAGE = `ghcr.io/pinion-dev/agent:${PINION_VERSION}`
-export const AGENT_METRICS_PORT = 9965
 const LABELS = {'app.kubernetes.io/name': AGENT_NAME, 'app.kubernetes.io/part-of': 'pinion'}
 
 /** Host paths the agent works on: the bpffs, its state, policy logs and the node's CNI chain. */
@@ -127,23 +125,6 @@ export async function applyAgent(api: Clients, options: {image: string; pinRoot:
     const done = (status?.observedGeneration ?? 0) >= (daemonSet.metadata?.generation ?? 1) && rollout.desired > 0 && rollout.ready === rollout.desired && rollout.updated === rollout.desired
     return done ? rollout : undefined
   }, {timeoutMs: options.timeoutMs, intervalMs: 250})
-}
-
-/** Whether the agent DaemonSet is installed (sync then asks the agents instead of writing maps itself). */
-export async function agentInstalled(api: Clients): Promise<boolean> {
-  try {
-    await api.config.makeApiClient(k8s.AppsV1Api).readNamespacedDaemonSet({name: AGENT_NAME, namespace: AGENT_NAMESPACE})
-    return true
-  } catch (error) {
-    if (apiStatus(error) === 404) return false
-    throw new UserError(`cannot read the agent DaemonSet: ${apiErrorMessage(error)}`)
-  }
-}
-
-/** The agent pod of each node, by node name. */
-export async function agentPods(api: Clients): Promise<Map<string, k8s.V1Pod>> {
-  const {items} = await api.core.listNamespacedPod({namespace: AGENT_NAMESPACE, labelSelector: `app.kubernetes.io/name=${AGENT_NAME}`})
-  return new Map(items.filter((pod) => pod.spec?.nodeName && !pod.metadata?.deletionTimestamp).map((pod) => [pod.spec!.nodeName!, pod]))
 }
 
 /** Remove the agent: the DaemonSet first (and wait for its pods to go), then its RBAC objects. */

@@ -1,115 +1,16 @@
-import {createHash} from 'node:crypto'
-import {existsSync, readFileSync} from 'node:fs'
-import {fileURLToPath} from 'node:url'
 import type {Clients} from '../cluster/kubeconfig.js'
-import {readSnapshot} from '../cluster/snapshot.js'
-import {BPF_OBJECT, MAPS} from '../datapath/catalogue.js'
-import {pinnedMapInfo} from '../datapath/maptool.js'
-import {execInPod} from '../cluster/exec.js'
-import {errorMessage, UserError} from '../lib/errors.js'
-import {NodeProgress} from '../lib/progress.js'
-import {PINION_VERSION} from '../lib/version-info.js'
-import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
-import type {NodeShell} from '../nodes/shell.js'
-import {checkCapacity, effectiveSizes, planFill, plannedSizes} from '../sync/capacity.js'
-import {AGENT_NAMESPACE, agentInstalled, agentPods, type AgentRollout, applyAgent, removeAgent} from './agent.js'
-import {ClusterPlanner, type NodePlan} from '../sync/plan.js'
-import {type DatapathObject, installNode, type NodeInstallResult, uninstallNode} from './node-install.js'
-import {readLoggingConfig} from '../monitor/policy-logging.js'
-import {cniUninstallScript, NotInstalledError, readNodeRecord} from './node-state.js'
+import {readLoggingConfig} from '../cluster/logging-config.js'
+import {MAPS} from '../datapath/catalogue.js'
+import {cniUninstallScript} from '../datapath/node-state.js'
+import {datapathObject} from '../datapath/object.js'
+import {preflight} from '../datapath/preflight.js'
 import {nextFlowEpoch, updateNodeConfig} from '../datapath/runtime-config.js'
-import {preflight, type Preflight} from './preflight.js'
-
-export interface ClusterOptions {
-  nodes: readonly string[]
-  access: NodeAccessOptions
-  pinRoot: string
-  /** Show progress on stderr. */
-  progress: boolean
-  /** --map-size: entries of resizable maps when install creates them. */
-  mapSizes?: ReadonlyMap<string, number>
-}
-
-export interface NodeOutcome {
-  node: string
-  ok: boolean
-  action?: string
-  preflight?: Preflight
-  result?: NodeInstallResult
-  /** What the plan puts on the node: endpoints, entries, and each map's fill against its size. */
-  plan?: {endpoints: number; entries: number; fill: Record<string, {entries: number; max: number}>}
-  error?: string
-  durationMs: number
-}
-
-/** The compiled datapath shipped with this CLI. */
-export function datapathObject(): DatapathObject {
-  const path = fileURLToPath(new URL(`../../dist/bpf/${BPF_OBJECT}`, import.meta.url))
-  if (!existsSync(path)) throw new UserError(`the datapath object ${path} is missing: run \`make build\``)
-  const data = readFileSync(path)
-  return {data, sha: createHash('sha256').update(data).digest('hex'), version: PINION_VERSION}
-}
-
-/**
- * Run one step on every selected node with the cluster's plan for it, with
- * progress, bounded concurrency and per-node outcomes (one node's failure
- * never stops the others).
- */
-/** `sizes`: what each resizable map of the node holds at most, or will when this run creates it. */
-type NodeStep = (shell: NodeShell, plan: NodePlan, report: (text: string) => void, sizes: ReadonlyMap<string, number>) => Promise<Omit<NodeOutcome, 'node' | 'durationMs' | 'ok'>>
-
-interface StepOptions {
-  /** Each node is worked on as its one writer (its lease held; other writers waited for). */
-  writes: boolean
-  /** Every node's plan must fit its maps before any node is touched (not for uninstall). */
-  capacity: boolean
-}
-
-async function onNodes(api: Clients, options: ClusterOptions, label: string, step: NodeStep, how: StepOptions): Promise<NodeOutcome[]> {
-  return withNodeAccess(api, options.access, (access) => onNodesWith(api, access, options, label, step, how))
-}
-
-/**
- * The sizes each node's maps have or will have (read from the nodes, which
- * changes nothing), every plan checked against them; plans are made one node
- * at a time.
- */
-async function checkedSizes(access: NodeAccess, planner: ClusterPlanner, nodes: readonly string[], options: ClusterOptions): Promise<Map<string, Map<string, number>>> {
-  const pinned = await access.forEach(nodes, async (shell) => new Map([...(await pinnedMapInfo(shell, options.pinRoot))].map(([name, info]) => [name, info.max])))
-  const sizes = new Map<string, Map<string, number>>()
-  for (const [index, node] of nodes.entries()) {
-    const plan = planner.planNode(node)
-    // A node that cannot be read fails in the run itself; its plan is checked against the sizes install would create.
-    const effective = effectiveSizes(node, pinned[index].value ?? new Map(), plannedSizes(planFill(plan), options.mapSizes), options.mapSizes)
-    checkCapacity(plan, effective)
-    sizes.set(node, effective)
-  }
-  return sizes
-}
-
-async function onNodesWith(api: Clients, access: NodeAccess, options: ClusterOptions, label: string, step: NodeStep, how: StepOptions): Promise<NodeOutcome[]> {
-  const planner = new ClusterPlanner(await readSnapshot(api))
-  const nodes = await access.nodes(options.nodes)
-  const sizes = how.capacity ? await checkedSizes(access, planner, nodes, options) : new Map<string, Map<string, number>>()
-  const writes = how.writes
-  const progress = options.progress ? new NodeProgress(nodes, label) : undefined
-  const exclusive = writes ? {purpose: label, onWait: (node: string, holder: string) => progress?.update(node, `waiting for ${holder}`)} : undefined
-  const settled = await access.forEach(nodes, async (shell, node) => {
-    progress?.update(node, 'starting')
-    try {
-      const outcome = await step(shell, planner.planNode(node), (text) => progress?.update(node, text), sizes.get(node) ?? new Map())
-      progress?.done(node)
-      return outcome
-    } catch (error) {
-      progress?.done(node, (error as Error).message)
-      throw error
-    }
-  }, exclusive)
-  await progress?.finish()
-  // A node that failed gets a fresh shell next time (its debug pod may be gone).
-  for (const result of settled) if (!result.ok) access.forget(result.item)
-  return settled.map((result) => ({node: result.item, ok: result.ok, ...result.value, error: result.error, durationMs: result.durationMs}))
-}
+import {type ClusterOptions, type NodeOutcome, onNodes} from '../sync/cluster-sync.js'
+import {planFill} from '../sync/capacity.js'
+import {installNode, uninstallNode} from '../sync/node-install.js'
+import {agentInstalled} from '../cluster/agent-objects.js'
+import {type AgentRollout, applyAgent, removeAgent} from './agent.js'
+import {UserError} from '../lib/errors.js'
 
 export interface InstallResult {
   nodes: NodeOutcome[]
@@ -148,47 +49,6 @@ async function installNodes(api: Clients, options: ClusterOptions & {dryRun: boo
     })
     return {action: result.action, preflight: checks, result, plan: planned}
   }, {writes: !options.dryRun, capacity: true})
-}
-
-/**
- * Recompute from the cluster and apply only the differences; nodes must be
- * installed. Where the agent runs, it is the node's one writer: sync asks each
- * agent to reconcile now and reports what it did.
- */
-export async function sync(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
-  if (await agentInstalled(api)) return syncThroughAgents(api, options)
-  return withNodeAccess(api, options.access, (access) => syncWith(api, access, options))
-}
-
-async function syncThroughAgents(api: Clients, options: ClusterOptions): Promise<NodeOutcome[]> {
-  const agents = await agentPods(api)
-  const nodes = options.nodes.length ? [...options.nodes] : (await api.core.listNode()).items.map((node) => node.metadata!.name!)
-  return Promise.all(nodes.map(async (node): Promise<NodeOutcome> => {
-    const started = Date.now()
-    const pod = agents.get(node)
-    try {
-      if (!pod) throw new Error('no agent pod on this node')
-      const run = await execInPod(api.config, AGENT_NAMESPACE, pod.metadata!.name!, 'agent', ['pinion', 'agent', 'request', 'sync'], {timeoutMs: 120_000})
-      if (run.exitCode !== 0) throw new Error(run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`)
-      const answer = JSON.parse(run.stdout.toString('utf8')) as {updated: number; deleted: number; reattached: number; endpoints: number; unenforced: number}
-      if (answer.unenforced) throw new Error(`${answer.unenforced} pod(s) not enforced (see \`pinion status\`)`)
-      const changes = {updated: answer.updated, deleted: answer.deleted, byMap: {}}
-      return {node, ok: true, action: answer.updated + answer.deleted + answer.reattached ? 'synced by agent' : 'unchanged (agent)', result: {action: 'synced', interfaces: answer.endpoints, endpoints: answer.endpoints, changes}, durationMs: Date.now() - started}
-    } catch (error) {
-      return {node, ok: false, error: errorMessage(error), durationMs: Date.now() - started}
-    }
-  }))
-}
-
-export async function syncWith(api: Clients, access: NodeAccess, options: ClusterOptions): Promise<NodeOutcome[]> {
-  const object = datapathObject()
-  return onNodesWith(api, access, options, 'sync', async (shell, plan, report) => {
-    const record = await readNodeRecord(shell)
-    if (!record) throw new NotInstalledError(shell.node, options.pinRoot)
-    // Sync keeps the installed programs: it only fills maps and attaches new pods.
-    const result = await installNode(shell, plan, {...object, sha: record.objectSha}, options.pinRoot, report, {mode: 'sync'})
-    return {action: result.changes.updated + result.changes.deleted > 0 ? 'synced' : 'unchanged', result}
-  }, {writes: true, capacity: true})
 }
 
 /** Remove the agent (all nodes at once), then Pinion's programs, pins, files and CNI chain entry from each node. */

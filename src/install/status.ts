@@ -1,22 +1,14 @@
 import type * as k8s from '@kubernetes/client-node'
 import type {Clients} from '../cluster/kubeconfig.js'
-import {mapTypeName, nodeMapTool, pinnedMapInfo} from '../datapath/maptool.js'
+import {type MapFill, mapFill} from '../datapath/map-fill.js'
+import {nodeMapTool} from '../datapath/maptool.js'
 import {endpointKey} from '../datapath/structs.js'
-import {agentInstalled, agentPods} from './agent.js'
 import {interfacesWithPinion, resolveInterfaces} from '../datapath/attach.js'
-import {KERNEL_MAP_TYPE, MAPS, mapPinPath} from '../datapath/catalogue.js'
+import {MAPS, mapPinPath} from '../datapath/catalogue.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
-import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from './node-state.js'
-
-export interface MapFill {
-  name: string
-  type: string
-  keySize: number
-  valueSize: number
-  entries: number
-  maxEntries: number
-}
+import {AGENT_STATUS_FILE, type AgentStatus, readNodeRecord} from '../datapath/node-state.js'
+import {agentInstalled, agentPods} from '../cluster/agent-objects.js'
 
 /** The node agent as `status` sees it: its pod, and what it last reported on the node. */
 export interface AgentView {
@@ -45,17 +37,6 @@ export interface NodeStatus {
   lastSync?: string
   maps: MapFill[]
   error?: string
-}
-
-/** Shape and entry count of every pinned Pinion map (none where nothing is pinned). */
-export async function mapFill(shell: NodeShell, pinRoot: string): Promise<MapFill[]> {
-  const infos = await pinnedMapInfo(shell, pinRoot)
-  if (infos.size === 0) return []
-  // A perf event array has no entries to count (its slots hold per-CPU ring buffers, not values).
-  const counted = [...infos.keys()].filter((name) => infos.get(name)!.type !== KERNEL_MAP_TYPE.perf_event_array)
-  const digests = await (await nodeMapTool(shell)).digests(counted.map((name) => mapPinPath(pinRoot, name)))
-  const counts = new Map(counted.map((name, index) => [name, digests[index].count]))
-  return [...infos].map(([name, info]) => ({name, type: mapTypeName(info.type), keySize: info.key, valueSize: info.value, entries: counts.get(name) ?? 0, maxEntries: info.max}))
 }
 
 /** Pods (namespace/name, IP) that should have the datapath on a node: running with a pod address. */

@@ -9,7 +9,7 @@ import {nodeScript} from '../lib/scripts.js'
 import {waitFor} from '../lib/wait.js'
 import {createCredentials, kubeconfigYaml, readCredentials} from './certs.js'
 import {labDir, type LabNode, labNodeObject, NODE_API_PORT, nodeKubeconfigPath, nodeLayout, underlayNetns, validateLabName} from './config.js'
-import {LabKubelet} from './api/kubelet.js'
+import {LabKubelet} from './kubelet.js'
 import {shQuiet} from './netns.js'
 import {createNode, createUnderlay, destroyNamespaces, disconnectHost, routePodCidrs} from './nodes.js'
 import {readState, updateState, writeState} from './state.js'
@@ -78,7 +78,7 @@ export async function labUp(options: LabUpOptions): Promise<LabSummary> {
     progress('starting the API server')
     const credentials = await createCredentials(labDir(name))
     const log = openSync(join(labDir(name), 'apiserver.log'), 'a')
-    const [node, ...script] = nodeScript(import.meta.url, './api/main')
+    const [node, ...script] = nodeScript(import.meta.url, './api-main')
     const daemon = spawn(node, [...script, '--lab', name], {detached: true, stdio: ['ignore', log, log]})
     closeSync(log)
     daemon.unref()

@@ -1,3 +1,4 @@
+import type {ClusterNames} from '../sync/names.js'
 import {BACKEND_STATE_NAME, CT_FLAG, CT_SCOPE, CT_SCOPE_NAME, DIRECTION_NAME, FLOW_XLATE_NAME, IDENTITY, metricsSlotParts, POLICY_FLAG_DENY, POLICY_PREFIX, describeCookie, protoName, tcpFlagNames} from '../datapath/constants.js'
 import type {Decoded} from '../datapath/codec.js'
 import {type MapSpec, shortMapName} from '../datapath/catalogue.js'
@@ -5,15 +6,9 @@ import {UsageError} from '../lib/errors.js'
 import {dropReasonId} from '../datapath/drop-reasons.js'
 
 /** What turns numbers in maps into names an operator knows. */
-export interface DumpContext {
-  /** pod IP -> namespace/name */
-  pods: Map<string, string>
-  /** "VIP:port/PROTO" -> namespace/name of the Service */
-  services: Map<string, string>
+export interface DumpContext extends ClusterNames {
   /** policy id (cookie >> 8) -> namespace/name, from the node's own pinion_polnames */
   policies: Map<number, string>
-  /** identity -> what it stands for */
-  identities: Map<number, string>
   /** endpoint id -> namespace/name */
   endpoints: Map<number, string>
   /** the node's CLOCK_BOOTTIME now, seconds (conntrack lifetimes count on it) */

@@ -1,18 +1,18 @@
-import {NotInstalledError} from '../install/node-state.js'
+import {NotInstalledError} from '../datapath/node-state.js'
 import type {Clients} from '../cluster/kubeconfig.js'
-import {type ClusterSnapshot, readSnapshot} from '../cluster/snapshot.js'
+import {readSnapshot} from '../cluster/snapshot.js'
 import {type MapSpec, MAPS, mapPinPath, mapSpec, shortMapName} from '../datapath/catalogue.js'
 import type {Decoded} from '../datapath/codec.js'
 import {protoName} from '../datapath/constants.js'
 import * as S from '../datapath/structs.js'
-import {mapFill, type MapFill} from '../install/status.js'
 import {UsageError} from '../lib/errors.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
-import {ClusterPlanner} from '../sync/plan.js'
+import {type ClusterNames, clusterNames, readPolicyNames} from '../sync/names.js'
 import {decodeRow, type DumpContext, parseFilters, type Row} from './decode.js'
 import {pendingConntrackCounts, withPendingCounts} from './flow-cache.js'
 import {streamEntries} from './stream.js'
+import {mapFill, type MapFill} from '../datapath/map-fill.js'
 
 const ALIASES: Record<string, string> = {ct: 'pinion_ct4_v2', conntrack: 'pinion_ct4_v2', endpoints: 'pinion_endpoint', policies: 'pinion_policy', policynames: 'pinion_polnames', backend: 'pinion_backends', service: 'pinion_services_v2'}
 
@@ -63,17 +63,6 @@ export interface NodeDump {
   error?: string
 }
 
-/** Policy id -> namespace/name, from the node's own pinion_polnames. */
-export async function readPolicyNames(shell: NodeShell, pinRoot: string): Promise<Map<number, string>> {
-  const policies = new Map<number, string>()
-  await streamEntries(shell, mapPinPath(pinRoot, 'pinion_polnames'), (entry) => {
-    const name = S.policyName.decode(entry.value!)
-    policies.set(S.policyId.decode(entry.key).id as number, `${name.namespace}/${name.name}`)
-    return true
-  })
-  return policies
-}
-
 async function nodeContext(shell: NodeShell, pinRoot: string, base: Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>): Promise<DumpContext> {
   const policies = await readPolicyNames(shell, pinRoot)
   const endpoints = new Map<number, string>()
@@ -86,7 +75,6 @@ async function nodeContext(shell: NodeShell, pinRoot: string, base: Omit<DumpCon
   return {...base, policies, endpoints, uptimeSeconds: Math.floor(Number.parseFloat(uptime))}
 }
 
-export type ClusterNames = Omit<DumpContext, 'policies' | 'endpoints' | 'uptimeSeconds'>
 
 export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<DumpOptions, 'map' | 'nodes'>, base: ClusterNames): Promise<{rows: Row[]; truncated: boolean}> {
   const path = mapPinPath(options.pinRoot, spec.name)
@@ -141,22 +129,6 @@ export async function dumpNode(shell: NodeShell, spec: MapSpec, options: Omit<Du
     }
   }
   return {rows, truncated}
-}
-
-/** Names for addresses, Services and identities, from one cluster snapshot. */
-export function clusterNames(snapshot: ClusterSnapshot): ClusterNames {
-  const planner = new ClusterPlanner(snapshot)
-  const pods = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
-  const services = new Map<string, string>()
-  for (const service of snapshot.services) {
-    const name = `${service.metadata!.namespace}/${service.metadata!.name}`
-    for (const port of service.spec?.ports ?? []) services.set(`${service.spec?.clusterIP}:${port.port}/${port.protocol ?? 'TCP'}`, name)
-    if (service.spec?.clusterIP) services.set(service.spec.clusterIP, name)
-  }
-  const identities = new Map<number, string>()
-  for (const [pod, identity] of planner.podIdentity) identities.set(identity, identities.has(identity) ? `${identities.get(identity)}, ${pod}` : pod)
-  for (const [cidr, identity] of planner.cidrIdentity) identities.set(identity, cidr)
-  return {pods, services, identities}
 }
 
 export async function dumpMap(api: Clients, access: NodeAccessOptions, options: DumpOptions): Promise<NodeDump[]> {

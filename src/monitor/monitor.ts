@@ -3,10 +3,10 @@ import {readSnapshot} from '../cluster/snapshot.js'
 import {describeCookie} from '../datapath/constants.js'
 import type {DatapathEvent} from '../datapath/events.js'
 import {UsageError, UserError} from '../lib/errors.js'
-import {clusterNames, readPolicyNames} from '../maps/dump.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {runChecked} from '../nodes/shell.js'
-import {collectEvents, untilStoppedOrEnded} from './collector.js'
+import {collectEvents, untilStoppedOrEnded} from '../datapath/event-collector.js'
+import {clusterNames, readPolicyNames} from '../sync/names.js'
 
 export interface MonitorFilter {
   types: readonly ('policy' | 'drop' | 'trace')[]

@@ -5,10 +5,10 @@ import {describeCookie} from '../datapath/constants.js'
 import type {DatapathEvent} from '../datapath/events.js'
 import {updateNodeConfig} from '../datapath/runtime-config.js'
 import {UserError} from '../lib/errors.js'
-import {readPolicyNames} from '../maps/dump.js'
-import {collectEvents, type NodeEvent} from '../monitor/collector.js'
+import {collectEvents, type NodeEvent} from '../datapath/event-collector.js'
 import type {NodeAccess} from '../nodes/node-access.js'
 import type {Observation, Traceflow, TraceflowSpec} from './model.js'
+import {readPolicyNames} from '../sync/names.js'
 
 /** The command that sends one tagged packet (IPv4 TOS = DSCP << 2) from the source pod. */
 function injection(spec: TraceflowSpec, dscp: number): string[] {

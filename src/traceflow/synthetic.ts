@@ -1,5 +1,5 @@
 import {resolveInterfaces} from '../datapath/attach.js'
-import {NotInstalledError} from '../install/node-state.js'
+import {NotInstalledError} from '../datapath/node-state.js'
 import type {ClusterSnapshot} from '../cluster/snapshot.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {programPinPath} from '../datapath/catalogue.js'
@@ -9,10 +9,10 @@ import {decodeDryRun, type DryRunResult} from '../datapath/dryrun.js'
 import {buildPacket, parsePacket} from '../datapath/packet.js'
 import {skBuff} from '../datapath/structs.js'
 import {UserError} from '../lib/errors.js'
-import {readPolicyNames} from '../maps/dump.js'
 import type {NodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
 import type {Observation, Traceflow, TraceflowSpec} from './model.js'
+import {readPolicyNames} from '../sync/names.js'
 
 /** Run one program on one packet as a dry run: no conntrack, counters or events are written. */
 async function dryRun(shell: NodeShell, pinRoot: string, program: 'from_pod' | 'to_pod', packet: Buffer, ifindex: number): Promise<{result: DryRunResult; out: Buffer}> {

@@ -5,13 +5,14 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {execInPod} from '../../src/cluster/exec.js'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {DEFAULT_PIN_ROOT} from '../../src/datapath/catalogue.js'
-import {type ClusterOptions, install, uninstall} from '../../src/install/install.js'
+import {install, uninstall} from '../../src/install/install.js'
 import type {LabSummary} from '../../src/lab/lab.js'
 import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
 import {defaultSshOptions} from '../../src/nodes/ssh-shell.js'
 import {dumpMap, type DumpOptions, resolveMap} from '../../src/maps/dump.js'
 import {startLab, stopLab} from '../helpers/lab.js'
 import {REPO_ROOT} from '../helpers/system.js'
+import {type ClusterOptions} from '../../src/sync/cluster-sync.js'
 
 let lab: LabSummary
 let api: Clients

@@ -5,11 +5,12 @@ import {DEFAULT_PIN_ROOT} from '../../src/datapath/catalogue.js'
 import {install, uninstall} from '../../src/install/install.js'
 import type {LabSummary} from '../../src/lab/lab.js'
 import {monitor, type MonitorOutput} from '../../src/monitor/monitor.js'
-import {type LogSummary, policyLogs, type PolicyLogRecord, setLoggingConfig} from '../../src/monitor/policy-logging.js'
+import {policyLogs, setLoggingConfig} from '../../src/monitor/policy-logging.js'
 import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
 import {defaultSshOptions} from '../../src/nodes/ssh-shell.js'
 import {startLab, stopLab} from '../helpers/lab.js'
 import {REPO_ROOT} from '../helpers/system.js'
+import {type LogSummary, type PolicyLogRecord} from '../../src/datapath/policy-log-records.js'
 
 let lab: LabSummary
 let api: Clients

@@ -4,7 +4,7 @@ import type {Clients} from '../../src/cluster/kubeconfig.js'
 import {DEFAULT_PIN_ROOT} from '../../src/datapath/catalogue.js'
 import {TCP_FLAGS} from '../../src/datapath/packet.js'
 import {execInPod} from '../../src/cluster/exec.js'
-import {type ClusterOptions, install, sync, uninstall} from '../../src/install/install.js'
+import {install, uninstall} from '../../src/install/install.js'
 import type {LabSummary} from '../../src/lab/lab.js'
 import {dumpMap} from '../../src/maps/dump.js'
 import {DEFAULT_IMAGE} from '../../src/nodes/debug-pods.js'
@@ -13,6 +13,7 @@ import type {TraceflowRequest} from '../../src/traceflow/resolve.js'
 import {traceflow} from '../../src/traceflow/traceflow.js'
 import {startLab, stopLab} from '../helpers/lab.js'
 import {REPO_ROOT} from '../helpers/system.js'
+import {type ClusterOptions, sync} from '../../src/sync/cluster-sync.js'
 
 let lab: LabSummary
 let api: Clients

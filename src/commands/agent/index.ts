@@ -5,14 +5,14 @@ import {installCniPlugin} from '../../agent/cni-install.js'
 import {POLICY_LOG_FILE} from '../../agent/policy-log.js'
 import {serveAgent} from '../../agent/server.js'
 import {agentKubeConfig} from '../../cluster/kubeconfig.js'
-import {datapathObject} from '../../install/install.js'
-import {BaseCommand} from '../../lib/base-command.js'
-import {mapSizeFlag, pinRootFlag} from '../../lib/datapath-flags.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {mapSizeFlag, pinRootFlag} from '../../cli/datapath-flags.js'
 import {parseMapSizes} from '../../sync/capacity.js'
 import {parseDuration} from '../../lib/duration.js'
 import {UsageError} from '../../lib/errors.js'
 import {stopSignal} from '../../lib/stop-signal.js'
 import {LocalShell} from '../../nodes/local-shell.js'
+import {datapathObject} from '../../datapath/object.js'
 
 export default class AgentCommand extends BaseCommand {
   static override baseFlags = BaseCommand.flagsWithoutDeadline

@@ -1,7 +1,7 @@
 import {Args} from '@oclif/core'
 import {requestAgent} from '../../agent/client.js'
-import {AGENT_SOCKET} from '../../install/node-state.js'
-import {BaseCommand} from '../../lib/base-command.js'
+import {AGENT_SOCKET} from '../../datapath/node-state.js'
+import {BaseCommand} from '../../cli/base-command.js'
 import {parseDuration} from '../../lib/duration.js'
 import {UserError} from '../../lib/errors.js'
 

@@ -1,10 +1,10 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../../cluster/kubeconfig.js'
 import {connectivityCheck, removeCheckNamespaces} from '../../conformance/check.js'
-import {BaseCommand} from '../../lib/base-command.js'
-import {pinRootFlag} from '../../lib/datapath-flags.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {pinRootFlag} from '../../cli/datapath-flags.js'
 import {parseDuration} from '../../lib/duration.js'
-import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../../cli/node-flags.js'
 
 export default class ConnectivityCheck extends BaseCommand {
   static override description = 'NetworkPolicy conformance: apply scenarios to test pods, probe every pair on TCP/UDP ports, compare with an independent model of Kubernetes semantics'

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {DEFAULT_LAB_NAME} from '../../lab/config.js'
 import {labDown} from '../../lab/lab.js'
-import {BaseCommand} from '../../lib/base-command.js'
+import {BaseCommand} from '../../cli/base-command.js'
 
 export default class LabDown extends BaseCommand {
   static override baseFlags = BaseCommand.flagsWithoutDeadline

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {DEFAULT_LAB_NAME} from '../../lab/config.js'
 import {labStatus, type LabSummary} from '../../lab/lab.js'
-import {BaseCommand} from '../../lib/base-command.js'
+import {BaseCommand} from '../../cli/base-command.js'
 import type {Column} from '../../lib/render.js'
 
 export const labColumns: Column<LabSummary['nodes'][number]>[] = [

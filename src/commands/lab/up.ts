@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {DEFAULT_LAB_NAME} from '../../lab/config.js'
 import {labUp} from '../../lab/lab.js'
-import {BaseCommand} from '../../lib/base-command.js'
+import {BaseCommand} from '../../cli/base-command.js'
 import {labColumns} from './status.js'
 
 export default class LabUp extends BaseCommand {

@@ -1,7 +1,7 @@
 import {clients} from '../../cluster/kubeconfig.js'
-import {BaseCommand} from '../../lib/base-command.js'
-import {pinRootFlag} from '../../lib/datapath-flags.js'
-import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {pinRootFlag} from '../../cli/datapath-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../../cli/node-flags.js'
 import {listMaps} from '../../maps/dump.js'
 
 export default class MapList extends BaseCommand {

@@ -1,7 +1,7 @@
 import {clients} from '../../cluster/kubeconfig.js'
-import {BaseCommand} from '../../lib/base-command.js'
+import {BaseCommand} from '../../cli/base-command.js'
 import {UsageError} from '../../lib/errors.js'
-import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../../cli/node-flags.js'
 import {runOnNodes} from '../../nodes/run-command.js'
 
 export default class NodeExec extends BaseCommand {

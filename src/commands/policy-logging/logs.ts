@@ -1,12 +1,12 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../../cluster/kubeconfig.js'
-import {BaseCommand} from '../../lib/base-command.js'
-import {pinRootFlag} from '../../lib/datapath-flags.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {pinRootFlag} from '../../cli/datapath-flags.js'
 import {parseDuration} from '../../lib/duration.js'
 import {stopSignal} from '../../lib/stop-signal.js'
-import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
-import {agentInstalled} from '../../install/agent.js'
+import {nodeAccessOptions, nodeFlags} from '../../cli/node-flags.js'
 import {nodePolicyLogs, policyLogs} from '../../monitor/policy-logging.js'
+import {agentInstalled} from '../../cluster/agent-objects.js'
 
 export default class PolicyLoggingLogs extends BaseCommand {
   static override description = 'Print policy log records, one JSON object per connection (first packet only; denies aggregated; rate limited per node). With the agent, the records it wrote to /var/log/network/policy_action.log on each node (--tail, then --follow); without it, a live capture for --duration'

@@ -1,9 +1,10 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../../cluster/kubeconfig.js'
-import {BaseCommand} from '../../lib/base-command.js'
-import {pinRootFlag} from '../../lib/datapath-flags.js'
-import {nodeAccessOptions, nodeFlags} from '../../lib/node-flags.js'
-import {LOGGING_ANNOTATION, setLoggingConfig} from '../../monitor/policy-logging.js'
+import {BaseCommand} from '../../cli/base-command.js'
+import {pinRootFlag} from '../../cli/datapath-flags.js'
+import {nodeAccessOptions, nodeFlags} from '../../cli/node-flags.js'
+import {setLoggingConfig} from '../../monitor/policy-logging.js'
+import {LOGGING_ANNOTATION} from '../../cluster/logging-config.js'
 
 export default class PolicyLoggingSet extends BaseCommand {
   static override description = `Log allowed and/or denied connections (like GKE's NetworkLogging). With delegation only policies (allow) or namespaces (deny) annotated ${LOGGING_ANNOTATION}=true are logged`

@@ -3,11 +3,17 @@ import {createServer, type Server} from 'node:https'
 import {timingSafeEqual} from 'node:crypto'
 import type {Duplex} from 'node:stream'
 import {WebSocketServer} from 'ws'
-import type {LabCredentials} from '../certs.js'
 import {handleExec} from './exec.js'
 import {apiVersionOf, findResource, type ResourceKind, RESOURCES, VERBS} from './resources.js'
 import {parseFieldSelector, parseLabelSelector, SelectorError} from '../../lib/selectors.js'
 import {ApiError, type KubeObject, type ObjectStore, type WatchEvent} from './store.js'
+
+/** What the server needs to serve TLS and check the bearer token (the lab's credentials have this shape). */
+export interface ServingCredentials {
+  serverCert: string
+  serverKey: string
+  token: string
+}
 
 /** What the API layer needs from the lab's controllers (admission, exec, logs). */
 export interface LabBackend {
@@ -163,7 +169,7 @@ export class LabApiServer {
   constructor(
     private readonly store: ObjectStore,
     private readonly backend: LabBackend,
-    credentials: LabCredentials,
+    credentials: ServingCredentials,
   ) {
     this.token = Buffer.from(credentials.token)
     const make = () => {

@@ -2,20 +2,15 @@ import {attachPrograms, detachPrograms, interfacesWithPinion, resolveInterfaces}
 import {BpfTool} from '../datapath/bpftool.js'
 import {DATAPATH_ABI_VERSION, KERNEL_MAP_TYPE, MAPS, mapPinPath} from '../datapath/catalogue.js'
 import {NODE_TOOL_DIR, nodeMapTool} from '../datapath/maptool.js'
+import type {DatapathObject} from '../datapath/object.js'
 import {basename} from 'node:path'
 import {copyIn} from '../nodes/copy.js'
 import {LOCK_FILE} from '../nodes/lock-file.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
-import {applyEntries, endpointEntries, type MapChanges} from '../sync/apply.js'
-import type {NodePlan} from '../sync/plan.js'
+import {applyEntries, endpointEntries, type MapChanges} from './apply.js'
+import type {NodePlan} from './plan.js'
 import {migrateRetiredMaps} from './migrate.js'
-import {NODE_STATE_DIR, NotInstalledError, readNodeRecord, writeNodeRecord} from './node-state.js'
-
-export interface DatapathObject {
-  data: Buffer
-  sha: string
-  version: string
-}
+import {NODE_STATE_DIR, NotInstalledError, readNodeRecord, writeNodeRecord} from '../datapath/node-state.js'
 
 export interface NodeInstallResult {
   action: 'installed' | 'upgraded' | 'unchanged' | 'synced'

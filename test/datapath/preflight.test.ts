@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import {datapathRequirements, preflight} from '../../src/install/preflight.js'
+import {datapathRequirements, preflight} from '../../src/datapath/preflight.js'
 import {LocalShell} from '../../src/nodes/local-shell.js'
 import {requireSystem} from '../helpers/system.js'
 

@@ -7,7 +7,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {mapPinPath} from '../../src/datapath/catalogue.js'
 import {CT_SCOPE} from '../../src/datapath/constants.js'
 import {ct4Key} from '../../src/datapath/structs.js'
-import {ctEntryV1, migrateRetiredMaps} from '../../src/install/migrate.js'
+import {ctEntryV1, migrateRetiredMaps} from '../../src/sync/migrate.js'
 import {runChecked} from '../../src/nodes/shell.js'
 import {DatapathFixture} from '../helpers/datapath-fixture.js'
 

@@ -1,13 +1,13 @@
 import {createHash, randomBytes} from 'node:crypto'
 import {existsSync, readFileSync} from 'node:fs'
-import {errorMessage} from '../../lib/errors.js'
-import {SERVICE_CIDR} from '../config.js'
+import {errorMessage} from '../lib/errors.js'
+import {SERVICE_CIDR} from './config.js'
 import {type ContainerReport, type LabKubelet, SandboxError} from './kubelet.js'
 import {DaemonSetController, toleratesTaints} from './daemonsets.js'
-import {findResource, type ResourceKind} from './resources.js'
-import {matchesSelector} from '../../lib/selectors.js'
-import type {LabBackend} from './server.js'
-import {ApiError, type KubeObject, type ObjectStore} from './store.js'
+import {findResource, type ResourceKind} from './api/resources.js'
+import {matchesSelector} from '../lib/selectors.js'
+import type {LabBackend} from './api/server.js'
+import {ApiError, type KubeObject, type ObjectStore} from './api/store.js'
 
 const R = {
   daemonsets: findResource('apps', 'v1', 'daemonsets')!,

@@ -3,8 +3,8 @@ import {existsSync} from 'node:fs'
 import {homedir} from 'node:os'
 import {DEFAULT_IMAGE} from '../nodes/debug-pods.js'
 import type {NodeAccessOptions} from '../nodes/node-access.js'
-import {parseDuration} from './duration.js'
-import {UsageError} from './errors.js'
+import {parseDuration} from '../lib/duration.js'
+import {UsageError} from '../lib/errors.js'
 
 /** Flags of every command that reaches nodes (debug pods or SSH). */
 export const nodeFlags = {

@@ -1,4 +1,4 @@
-import {NODE_STATE_DIR} from '../datapath/catalogue.js'
+import {NODE_STATE_DIR} from './catalogue.js'
 import {type NodeShell, runChecked} from '../nodes/shell.js'
 
 export {NODE_STATE_DIR}

@@ -1,9 +1,9 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {ChalkInstance} from 'chalk'
-import {armDeadline, disarmDeadline} from './deadline.js'
-import {parseDuration} from './duration.js'
-import {errorMessage, UsageError, UserError} from './errors.js'
-import {type Column, colorFor, OUTPUT_FORMATS, type OutputFormat, renderStructured, renderTable} from './render.js'
+import {armDeadline, disarmDeadline} from '../lib/deadline.js'
+import {parseDuration} from '../lib/duration.js'
+import {errorMessage, UsageError, UserError} from '../lib/errors.js'
+import {type Column, colorFor, OUTPUT_FORMATS, type OutputFormat, renderStructured, renderTable} from '../lib/render.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 

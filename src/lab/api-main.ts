@@ -1,19 +1,19 @@
 /**
  * The lab's API server daemon, started by `pinion lab up`:
- *   node dist/lab/api/main.js --lab NAME
+ *   node dist/lab/api-main.js --lab NAME
  * Serves the Kubernetes API on 127.0.0.1, runs pods in the lab's namespaces,
  * and records its port in <run dir>/apiserver.json once it listens.
  */
 import {rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {readCredentials} from '../certs.js'
-import {apiSocketPath, labDir, labNodeObject} from '../config.js'
-import {readState} from '../state.js'
+import {readCredentials} from './certs.js'
+import {apiSocketPath, labDir, labNodeObject} from './config.js'
+import {readState} from './state.js'
 import {LabController} from './controller.js'
 import {LabKubelet} from './kubelet.js'
-import {findResource} from './resources.js'
-import {LabApiServer} from './server.js'
-import {ObjectStore} from './store.js'
+import {findResource} from './api/resources.js'
+import {LabApiServer} from './api/server.js'
+import {ObjectStore} from './api/store.js'
 
 const lab = process.argv[process.argv.indexOf('--lab') + 1]
 const state = readState(lab)

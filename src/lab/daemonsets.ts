@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto'
-import {matchesSelector} from '../../lib/selectors.js'
-import {findResource} from './resources.js'
-import {ApiError, type KubeObject, type ObjectStore} from './store.js'
+import {matchesSelector} from '../lib/selectors.js'
+import {findResource} from './api/resources.js'
+import {ApiError, type KubeObject, type ObjectStore} from './api/store.js'
 
 const R = {
   daemonsets: findResource('apps', 'v1', 'daemonsets')!,
