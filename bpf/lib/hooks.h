@@ -97,25 +97,26 @@ static __always_inline int forward_cached(struct __sk_buff *skb, struct packet *
 	return TC_ACT_OK;
 }
 
-/* begin() found no verdict yet: the hook runs its pipeline. */
-#define RUN_PIPELINE (-100)
-
 /* Shared start of both hooks: parse, then the verdicts that need no pipeline —
  * traffic not ours to judge (ARP, IPv6: passed untouched, counted), headers
- * that do not parse (dropped), flows the cache answers — else RUN_PIPELINE
- * with `flow` filled in (scope: the hook's conntrack scope). */
+ * that do not parse (dropped), flows the cache answers. Returns 1 when the
+ * hook must run its pipeline (with `flow` filled in; scope: the hook's
+ * conntrack scope), else 0 with the TC action in *verdict. */
 static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, struct verdict_ctx *vc,
-				 struct flow_lookup *flow, __u8 scope)
+				 struct flow_lookup *flow, __u8 scope, int *verdict)
 {
 	struct pinion_config *cfg;
 	int ret = parse_packet(skb, pkt);
 
 	if (ret == DROP_NOT_IPV4) {
 		metrics_count(skb, DROP_NOT_IPV4, vc->direction);
-		return TC_ACT_OK;
+		*verdict = TC_ACT_OK;
+		return 0;
 	}
-	if (ret)
-		return finish_drop(skb, pkt, vc, ret);
+	if (ret) {
+		*verdict = finish_drop(skb, pkt, vc, ret);
+		return 0;
+	}
 	cfg = config_get();
 	vc->traceflow = cfg && cfg->trace_dscp && pkt->dscp == cfg->trace_dscp;
 	vc->orig_daddr = pkt->daddr;
@@ -125,10 +126,12 @@ static __always_inline int begin(struct __sk_buff *skb, struct packet *pkt, stru
 	if (flow_cacheable(skb, pkt, vc, cfg ? cfg->trace_level : 0)) {
 		struct flow_slot *hit = flow_cache_hit(skb, flow_slot_of(&flow->key), &flow->key, flow->epoch);
 
-		if (hit)
-			return forward_cached(skb, pkt, vc, hit);
+		if (hit) {
+			*verdict = forward_cached(skb, pkt, vc, hit);
+			return 0;
+		}
 	}
-	return RUN_PIPELINE;
+	return 1;
 }
 
 /* Remember an established flow's outcome: its conntrack entry is the flow's
@@ -161,8 +164,7 @@ static __always_inline int handle_from_pod(struct __sk_buff *skb)
 	__u32 now;
 	int ret;
 
-	ret = begin(skb, &pkt, &vc, &flow, CT_EGRESS);
-	if (ret != RUN_PIPELINE)
+	if (!begin(skb, &pkt, &vc, &flow, CT_EGRESS, &ret))
 		return ret;
 
 	/* Spoof guard: the source must be the pod behind this interface. */
@@ -224,8 +226,7 @@ static __always_inline int handle_to_pod(struct __sk_buff *skb)
 	__u32 now;
 	int ret;
 
-	ret = begin(skb, &pkt, &vc, &flow, CT_INGRESS);
-	if (ret != RUN_PIPELINE)
+	if (!begin(skb, &pkt, &vc, &flow, CT_INGRESS, &ret))
 		return ret;
 
 	ep = endpoint_lookup(pkt.daddr);

@@ -3,7 +3,7 @@ import {endianness} from 'node:os'
 /**
  * A tiny schema language for the C structs in bpf/include/pinion_abi.h.
  * Offsets follow C's natural alignment, so a schema written in C field order
- * has the C layout; test/datapath/abi.test.ts proves it against the BTF.
+ * has the C layout; test/datapath/abi.system.test.ts proves it against the BTF.
  *
  * Field types: u8 u16 u32 u64 (host order, as maps store them), be16 (a port in
  * network order, decoded to a number), ipv4 (a __u32 in network order, decoded

@@ -1,7 +1,7 @@
 import {Struct} from './codec.js'
 
 /* Mirrors of bpf/include/pinion_abi.h, member for member. Names are the C
- * names; test/datapath/abi.test.ts checks every offset and size against BTF. */
+ * names; test/datapath/abi.system.test.ts checks every offset and size against BTF. */
 
 export const endpointKey = new Struct('endpoint_key', [['ip4', 'ipv4']])
 

@@ -11,8 +11,8 @@ import {addNetns, delNetns, sh, shQuiet} from './netns.js'
 import {readState} from './state.js'
 import {ApiError, type KubeObject} from './api/store.js'
 
-const POD_SERVER = nodeScript(import.meta.url, '../pod-server')
-const CLI = fileURLToPath(new URL('../../../bin/run.js', import.meta.url))
+const POD_SERVER = nodeScript(import.meta.url, './pod-server')
+const CLI = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 
 /**
  * Images the lab runs as real processes instead of its pod server, mapped to

@@ -3,15 +3,13 @@ import {AGENT_NAMESPACE, agentInstalled, agentPods} from '../cluster/agent-objec
 import type {Clients} from '../cluster/kubeconfig.js'
 import {readSnapshot} from '../cluster/snapshot.js'
 import {pinnedMapInfo} from '../datapath/maptool.js'
-import {NotInstalledError, readNodeRecord} from '../datapath/node-state.js'
-import {datapathObject} from '../datapath/object.js'
 import type {Preflight} from '../datapath/preflight.js'
 import {errorMessage} from '../lib/errors.js'
 import {NodeProgress} from '../lib/progress.js'
 import {type NodeAccess, type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
 import {checkCapacity, effectiveSizes, planFill, plannedSizes} from './capacity.js'
-import {installNode, type NodeInstallResult} from './node-install.js'
+import {type NodeInstallResult, syncNode} from './node-install.js'
 import {ClusterPlanner, type NodePlan} from './plan.js'
 
 /*
@@ -134,12 +132,9 @@ async function syncThroughAgents(api: Clients, options: ClusterOptions): Promise
 }
 
 export async function syncWith(api: Clients, access: NodeAccess, options: ClusterOptions): Promise<NodeOutcome[]> {
-  const object = datapathObject()
   return onNodesWith(api, access, options, 'sync', async (shell, plan, report) => {
-    const record = await readNodeRecord(shell)
-    if (!record) throw new NotInstalledError(shell.node, options.pinRoot)
     // Sync keeps the installed programs: it only fills maps and attaches new pods.
-    const result = await installNode(shell, plan, {...object, sha: record.objectSha}, options.pinRoot, report, {mode: 'sync'})
-    return {action: result.changes.updated + result.changes.deleted > 0 ? 'synced' : 'unchanged', result}
+    const result = await syncNode(shell, plan, options.pinRoot, report)
+    return {action: result.action, result}
   }, {writes: true, capacity: true})
 }

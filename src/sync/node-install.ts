@@ -1,4 +1,4 @@
-import {attachPrograms, detachPrograms, interfacesWithPinion, resolveInterfaces} from '../datapath/attach.js'
+import {attachPrograms, detachPrograms, interfacesWithPinion, type NodeInterface, resolveInterfaces} from '../datapath/attach.js'
 import {BpfTool} from '../datapath/bpftool.js'
 import {DATAPATH_ABI_VERSION, KERNEL_MAP_TYPE, MAPS, mapPinPath} from '../datapath/catalogue.js'
 import {NODE_TOOL_DIR, nodeMapTool} from '../datapath/maptool.js'
@@ -74,19 +74,14 @@ async function unpinRetiredMaps(shell: NodeShell, pinRoot: string, pinnedBefore:
  * uninstalled, an installed one keeps (or gets back) its previous programs.
  */
 export interface InstallNodeOptions {
-  /** sync: only fill and attach, on a node that has the programs. */
-  mode?: 'install' | 'sync'
   /** Entries of each resizable map created by this run (plannedSizes); the object's sizes otherwise. */
   sizes?: ReadonlyMap<string, number>
 }
 
 export async function installNode(shell: NodeShell, plan: NodePlan, object: DatapathObject, pinRoot: string, progress: (step: string) => void, options: InstallNodeOptions = {}): Promise<NodeInstallResult> {
-  const mode = options.mode ?? 'install'
 
   const previous = await readNodeRecord(shell)
   const hadPrograms = previous !== undefined && (await pinnedPrograms(shell, pinRoot))
-  // A sync only fills maps and attaches: it never installs where no install was asked for.
-  if (mode === 'sync' && !hadPrograms) throw new NotInstalledError(shell.node, pinRoot)
   if (previous && previous.pinRoot !== pinRoot) throw new Error(`Pinion is installed on ${shell.node} at ${previous.pinRoot}: use --pin-root ${previous.pinRoot}, or uninstall it first`)
   const upgrade = !hadPrograms || previous.objectSha !== object.sha
   const interfaces = await resolveInterfaces(shell)
@@ -96,7 +91,7 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
   let changes: MapChanges
   try {
     const maps = await nodeMapTool(shell)
-    const fill = () => applyEntries(maps, pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)], {programsRunning: hadPrograms})
+    const fill = () => fillMaps(shell, plan, interfaces, pinRoot, hadPrograms, progress)
     if (upgrade) {
       const objectDir = `${NODE_STATE_DIR}/bpf`
       const objectName = `pinion-${object.sha.slice(0, 12)}.bpf.o`
@@ -114,19 +109,15 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
       // the rest filled before the new programs see a packet.
       const carried = await migrateRetiredMaps(maps, pinRoot, pinnedBefore)
       if (carried > 0) progress(`carried ${carried} conntrack entries into the new layout`)
-      progress('filling maps')
       changes = await fill()
-      progress(`attaching to ${podInterfaces.length} pod interfaces`)
       done.attached = true
-      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs_new`)
+      await attach(shell, podInterfaces, `${pinRoot}/progs_new`, progress)
       await runChecked(shell, ['sh', '-c', 'rm -rf "$1/progs" && mv "$1/progs_new" "$1/progs"', 'swap', pinRoot])
       await unpinRetiredMaps(shell, pinRoot, pinnedBefore)
     } else {
       // Maps first: a newly attached pod's first packets find their endpoint and rules.
-      progress('filling maps')
       changes = await fill()
-      progress(`attaching to ${podInterfaces.length} pod interfaces`)
-      await attachPrograms(shell, podInterfaces, `${pinRoot}/progs`)
+      await attach(shell, podInterfaces, `${pinRoot}/progs`, progress)
     }
     const now = new Date().toISOString()
     await writeNodeRecord(shell, {version: object.version, abi: DATAPATH_ABI_VERSION, objectSha: object.sha, pinRoot, installedAt: upgrade ? now : previous!.installedAt, lastSync: now, interfaces: podInterfaces, endpoints: plan.endpoints.length})
@@ -137,6 +128,35 @@ export async function installNode(shell: NodeShell, plan: NodePlan, object: Data
     await rollBack(shell, pinRoot, hadPrograms, podInterfaces, done).catch(() => {})
     throw error
   }
+}
+
+/** Make the maps hold the plan (endpoint entries for the pods whose interface the node has). */
+async function fillMaps(shell: NodeShell, plan: NodePlan, interfaces: ReadonlyMap<string, NodeInterface>, pinRoot: string, programsRunning: boolean, progress: (step: string) => void): Promise<MapChanges> {
+  progress('filling maps')
+  return applyEntries(await nodeMapTool(shell), pinRoot, [...plan.entries, ...endpointEntries(plan, interfaces)], {programsRunning})
+}
+
+async function attach(shell: NodeShell, podInterfaces: readonly string[], progsDir: string, progress: (step: string) => void): Promise<void> {
+  progress(`attaching to ${podInterfaces.length} pod interfaces`)
+  await attachPrograms(shell, podInterfaces, progsDir)
+}
+
+/**
+ * Bring an installed node up to its plan: fill the maps, then attach the
+ * running programs to pods that lack them. Never loads or upgrades programs
+ * (a node without them is NotInstalledError); the install record keeps its
+ * object and gains the sync time.
+ */
+export async function syncNode(shell: NodeShell, plan: NodePlan, pinRoot: string, progress: (step: string) => void): Promise<NodeInstallResult> {
+  const previous = await readNodeRecord(shell)
+  if (!previous || !(await pinnedPrograms(shell, pinRoot))) throw new NotInstalledError(shell.node, pinRoot)
+  if (previous.pinRoot !== pinRoot) throw new Error(`Pinion is installed on ${shell.node} at ${previous.pinRoot}: use --pin-root ${previous.pinRoot}`)
+  const interfaces = await resolveInterfaces(shell)
+  const podInterfaces = plan.endpoints.flatMap((endpoint) => interfaces.get(endpoint.ip)?.name ?? [])
+  const changes = await fillMaps(shell, plan, interfaces, pinRoot, true, progress)
+  await attach(shell, podInterfaces, `${pinRoot}/progs`, progress)
+  await writeNodeRecord(shell, {...previous, lastSync: new Date().toISOString(), interfaces: podInterfaces, endpoints: plan.endpoints.length})
+  return {action: changes.updated + changes.deleted > 0 ? 'synced' : 'unchanged', interfaces: podInterfaces.length, endpoints: plan.endpoints.length, changes}
 }
 
 /**

@@ -98,6 +98,13 @@ describe('datapath ABI: TypeScript layouts match the BTF of the compiled object'
     }
   })
 
+  it('hooks return TC actions only: no sentinel value mixed in with them', () => {
+    for (const name of readdirSync(`${REPO_ROOT}bpf/lib`).filter((file) => file.endsWith('.h'))) {
+      const text = readFileSync(`${REPO_ROOT}bpf/lib/${name}`, 'utf8')
+      expect(text, name).not.toMatch(/#define\s+\w+\s+\(?-\d+\)?/)
+    }
+  })
+
   it('ABI version matches the C header', () => {
     const header = readFileSync(`${REPO_ROOT}bpf/include/pinion_abi.h`, 'utf8')
     expect(Number(/#define PINION_ABI_VERSION (\d+)/.exec(header)![1])).toBe(DATAPATH_ABI_VERSION)
