@@ -4,21 +4,12 @@ import {errorMessage} from '../lib/errors.js'
 import {SERVICE_CIDR} from './config.js'
 import {type ContainerReport, type LabKubelet, SandboxError} from './kubelet.js'
 import {DaemonSetController, toleratesTaints} from './daemonsets.js'
-import {findResource, type ResourceKind} from './api/resources.js'
+import {LAB_RESOURCES, type ResourceKind} from './api/resources.js'
 import {matchesSelector} from '../lib/selectors.js'
 import type {LabBackend} from './api/server.js'
 import {ApiError, type KubeObject, type ObjectStore} from './api/store.js'
 
-const R = {
-  daemonsets: findResource('apps', 'v1', 'daemonsets')!,
-  namespaces: findResource('', 'v1', 'namespaces')!,
-  nodes: findResource('', 'v1', 'nodes')!,
-  pods: findResource('', 'v1', 'pods')!,
-  services: findResource('', 'v1', 'services')!,
-  events: findResource('', 'v1', 'events')!,
-  slices: findResource('discovery.k8s.io', 'v1', 'endpointslices')!,
-  policies: findResource('networking.k8s.io', 'v1', 'networkpolicies')!,
-}
+const R = LAB_RESOURCES
 
 interface Container {
   name?: string

@@ -1,13 +1,9 @@
 import {createHash} from 'node:crypto'
 import {matchesSelector} from '../lib/selectors.js'
-import {findResource} from './api/resources.js'
+import {LAB_RESOURCES} from './api/resources.js'
 import {ApiError, type KubeObject, type ObjectStore} from './api/store.js'
 
-const R = {
-  daemonsets: findResource('apps', 'v1', 'daemonsets')!,
-  nodes: findResource('', 'v1', 'nodes')!,
-  pods: findResource('', 'v1', 'pods')!,
-}
+const R = LAB_RESOURCES
 
 interface Toleration {
   key?: string

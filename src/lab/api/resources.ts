@@ -35,4 +35,16 @@ export function findResource(group: string, version: string, plural: string): Re
   return RESOURCES.find((resource) => resource.group === group && resource.version === version && resource.plural === plural)
 }
 
+/** The kinds the lab's controllers and kubelet work with, looked up once. */
+export const LAB_RESOURCES = {
+  daemonsets: findResource('apps', 'v1', 'daemonsets')!,
+  namespaces: findResource('', 'v1', 'namespaces')!,
+  nodes: findResource('', 'v1', 'nodes')!,
+  pods: findResource('', 'v1', 'pods')!,
+  services: findResource('', 'v1', 'services')!,
+  events: findResource('', 'v1', 'events')!,
+  slices: findResource('discovery.k8s.io', 'v1', 'endpointslices')!,
+  policies: findResource('networking.k8s.io', 'v1', 'networkpolicies')!,
+}
+
 export const VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']
