@@ -3,12 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iptables nftables openssh-server \
-	util-linux iputils-ping netcat-openbsd procps kmod openssl ethtool
+	util-linux iputils-ping netcat-openbsd procps kmod openssl ethtool qemu-system-x86 busybox-static
 CLI := ./bin/run.js
 
 help:
 	@echo "make demo   - install what is missing, build, run Pinion end to end in a lab"
 	@echo "make test   - install what is missing, build, type-check, lint and run every test (root)"
+	@echo "make test-kernels - boot Debian's packaged kernels in qemu and run the datapath there"
 	@echo "make build  - compile TypeScript and the BPF objects"
 	@echo "make bench  - run the benchmarks under bench/"
 
@@ -39,6 +40,10 @@ typecheck: node_modules/.package-lock.json
 test: build typecheck lint
 	unshare --mount --propagation private -- bash -c 'mount -t bpf bpf /sys/fs/bpf && exec npx vitest run'
 
+# The kernel matrix alone (also part of `make test`): Debian's kernels in qemu, see test/kernels/kernels.txt.
+test-kernels: build
+	unshare --mount --propagation private -- bash -c 'mount -t bpf bpf /sys/fs/bpf && exec npx vitest run test/kernels'
+
 demo: build
 	./scripts/demo.sh
 
@@ -51,4 +56,4 @@ readme: build
 clean:
 	rm -rf dist
 
-.PHONY: help deps build lint typecheck test demo bench readme clean
+.PHONY: help deps build lint typecheck test test-kernels demo bench readme clean

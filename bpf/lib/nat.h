@@ -4,17 +4,18 @@
 #include <bpf/bpf_core_read.h>
 #include "parse.h"
 
+#define CHECKSUM_PARTIAL_MODE  3 /* CHECKSUM_PARTIAL: the field holds the pseudo-header sum */
+#define CHECKSUM_COMPLETE_MODE 2 /* CHECKSUM_COMPLETE: skb->csum must follow the change */
+
+#ifndef PINION_NO_KFUNC
 /* The skb's checksum mode is not in __sk_buff; bpf_cast_to_kern_ctx (turned
- * into a register move by the verifier) gives read access to the kernel's
- * sk_buff, and CO-RE finds the ip_summed bits there. */
+ * into a register move by the verifier; Linux 6.2) gives read access to the
+ * kernel's sk_buff, and CO-RE finds the ip_summed bits there. */
 extern void *bpf_cast_to_kern_ctx(void *ctx) __ksym;
 
 struct sk_buff___pinion {
 	__u8 ip_summed : 2;
 } __attribute__((preserve_access_index));
-
-#define CHECKSUM_PARTIAL_MODE  3 /* CHECKSUM_PARTIAL: the field holds the pseudo-header sum */
-#define CHECKSUM_COMPLETE_MODE 2 /* CHECKSUM_COMPLETE: skb->csum must follow the change */
 
 static __always_inline __u8 skb_csum_mode(struct __sk_buff *skb)
 {
@@ -22,6 +23,14 @@ static __always_inline __u8 skb_csum_mode(struct __sk_buff *skb)
 
 	return BPF_CORE_READ_BITFIELD(kskb, ip_summed);
 }
+#else
+/* Kernels before 6.2 (pinion-compat.bpf.o): the mode cannot be read, so every
+ * L4 checksum change goes through bpf_l4_csum_replace, which knows it. */
+static __always_inline __u8 skb_csum_mode(struct __sk_buff *skb)
+{
+	return CHECKSUM_COMPLETE_MODE;
+}
+#endif
 
 static __always_inline __u64 l4_csum_flags(const struct packet *pkt)
 {
@@ -57,7 +66,8 @@ static __always_inline __u16 csum_replace2(__u16 check, __u16 from, __u16 to)
 
 /* Fix the L4 checksum for an address (in the pseudo-header) and port change;
  * 0 or a drop reason. Done inline unless the skb carries a complete checksum
- * of its data (CHECKSUM_COMPLETE), which only the helper can keep right. */
+ * of its data (CHECKSUM_COMPLETE), which only the helper can keep right, or
+ * the mode is unknown (the compat object: the helper handles every mode). */
 static __always_inline int l4_csum_update(struct __sk_buff *skb, const struct packet *pkt, __u32 old_addr,
 					  __u32 new_addr, __u16 old_port, __u16 new_port)
 {

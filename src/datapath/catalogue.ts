@@ -12,6 +12,8 @@ export const NODE_STATE_DIR = '/var/lib/pinion'
 
 /** Where compiled objects live inside the package. */
 export const BPF_OBJECT = 'pinion.bpf.o'
+/** The same datapath built without kfuncs, for kernels before 6.2. */
+export const COMPAT_OBJECT = 'pinion-compat.bpf.o'
 
 export interface ProgramSpec {
   name: string

@@ -1,5 +1,3 @@
-import {existsSync, readFileSync} from 'node:fs'
-import {fileURLToPath} from 'node:url'
 import type {NodeShell} from '../nodes/shell.js'
 
 /** What the datapath object calls in the kernel, read from the object at build (scripts/bpf-requirements.mjs). */
@@ -8,15 +6,16 @@ export interface DatapathRequirements {
   kfuncs: string[]
 }
 
-/** The requirements of the object this CLI ships (dist/bpf/pinion.requires.json). */
-export function datapathRequirements(): DatapathRequirements {
-  const path = fileURLToPath(new URL('../../dist/bpf/pinion.requires.json', import.meta.url))
-  if (!existsSync(path)) throw new Error(`${path} is missing: run \`make build\``)
-  return JSON.parse(readFileSync(path, 'utf8')) as DatapathRequirements
-}
+/** The oldest kernel the datapath is proven on (test/kernels): 6.1 runs the compat build, 6.2 and newer the full one. */
+export const MINIMUM_KERNEL = '6.1'
 
-/** The kernel the README states: the oldest with everything the object calls (bpf_cast_to_kern_ctx came in 6.2). */
-export const MINIMUM_KERNEL = '6.2'
+/** Of these kfuncs, the ones the node's kernel BTF does not have. */
+export async function missingKfuncs(shell: NodeShell, kfuncs: readonly string[]): Promise<string[]> {
+  if (kfuncs.length === 0) return []
+  const {stdout} = await shell.run(['sh', '-c', 'bpftool btf dump file /sys/kernel/btf/vmlinux 2>/dev/null | grep -oE "^\\[[0-9]+\\] FUNC \'($1)\'" | sed "s/.*FUNC \'\\(.*\\)\'/\\1/"', 'kfuncs', kfuncs.join('|')])
+  const found = stdout.toString('utf8').split('\n').filter(Boolean)
+  return kfuncs.filter((kfunc) => !found.includes(kfunc))
+}
 
 export interface Preflight {
   kernel: string
@@ -34,7 +33,7 @@ export interface Preflight {
  * not version numbers (distributions backport): every helper the object
  * calls must be offered to tc programs, every kfunc must be in the kernel's BTF.
  */
-export async function preflight(shell: NodeShell, pinRoot: string, requirements: DatapathRequirements = datapathRequirements()): Promise<Preflight> {
+export async function preflight(shell: NodeShell, pinRoot: string, requirements: DatapathRequirements): Promise<Preflight> {
   const kernel = (await shell.run(['uname', '-r'])).stdout.toString('utf8').trim()
   const btf = (await shell.run(['test', '-r', '/sys/kernel/btf/vmlinux'])).exitCode === 0
   // The pin root, or its nearest existing parent, must be on a bpffs mount.
@@ -50,9 +49,7 @@ export async function preflight(shell: NodeShell, pinRoot: string, requirements:
     missingHelpers = requirements.helpers.filter((helper) => !available.has(helper))
   }
   // kfuncs are functions in the kernel's BTF.
-  const names = requirements.kfuncs.join('|')
-  const found = btf && names ? (await shell.run(['sh', '-c', 'bpftool btf dump file /sys/kernel/btf/vmlinux | grep -oE "^\\[[0-9]+\\] FUNC \'($1)\'" | sed "s/.*FUNC \'\\(.*\\)\'/\\1/"', 'kfuncs', names])).stdout.toString('utf8').split('\n').filter(Boolean) : []
-  const missingKfuncs = requirements.kfuncs.filter((kfunc) => !found.includes(kfunc))
+  const missing = btf ? await missingKfuncs(shell, requirements.kfuncs) : requirements.kfuncs
   const clsact = schedCls && (await shell.run(['tc', '-V'])).exitCode === 0
   const problems = [
     !btf && 'no kernel BTF (/sys/kernel/btf/vmlinux)',
@@ -60,7 +57,7 @@ export async function preflight(shell: NodeShell, pinRoot: string, requirements:
     !clsact && 'no tc clsact / sched_cls support',
     probe.exitCode !== 0 && `bpftool feature probe failed: ${probe.stderr.trim().split('\n').pop()}`,
     missingHelpers.length > 0 && probe.exitCode === 0 && `kernel ${kernel} lacks BPF helpers the datapath calls: ${missingHelpers.join(', ')} (Pinion needs Linux ${MINIMUM_KERNEL} or newer)`,
-    missingKfuncs.length > 0 && btf && `kernel ${kernel} lacks kfuncs the datapath calls: ${missingKfuncs.join(', ')} (Pinion needs Linux ${MINIMUM_KERNEL} or newer)`,
+    missing.length > 0 && btf && `kernel ${kernel} lacks kfuncs the datapath calls: ${missing.join(', ')} (Pinion needs Linux ${MINIMUM_KERNEL} or newer)`,
   ].filter((problem): problem is string => Boolean(problem))
-  return {kernel, btf, bpffs, clsact, missingHelpers, missingKfuncs, ok: problems.length === 0, problems}
+  return {kernel, btf, bpffs, clsact, missingHelpers, missingKfuncs: missing, ok: problems.length === 0, problems}
 }

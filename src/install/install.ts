@@ -2,7 +2,7 @@ import type {Clients} from '../cluster/kubeconfig.js'
 import {readLoggingConfig} from '../cluster/logging-config.js'
 import {MAPS} from '../datapath/catalogue.js'
 import {cniUninstallScript} from '../datapath/node-state.js'
-import {datapathObject} from '../datapath/object.js'
+import {objectForNode} from '../datapath/object.js'
 import {preflight} from '../datapath/preflight.js'
 import {nextFlowEpoch, updateNodeConfig} from '../datapath/runtime-config.js'
 import {type ClusterOptions, type NodeOutcome, onNodes} from '../sync/cluster-sync.js'
@@ -30,15 +30,16 @@ export async function install(api: Clients, options: ClusterOptions & {dryRun: b
 }
 
 async function installNodes(api: Clients, options: ClusterOptions & {dryRun: boolean}): Promise<NodeOutcome[]> {
-  const object = datapathObject()
   const logging = await readLoggingConfig(api)
   return onNodes(api, options, 'install', async (shell, plan, report, sizes) => {
     report('preflight')
-    const checks = await preflight(shell, options.pinRoot)
+    // The full datapath where the kernel has its kfunc (6.2+), the compat build before.
+    const object = await objectForNode(shell)
+    const checks = await preflight(shell, options.pinRoot, object.requirements)
     if (!checks.ok) throw new Error(`preflight failed: ${checks.problems.join('; ')}`)
     const fill = Object.fromEntries([...planFill(plan)].map(([map, entries]) => [map, {entries, max: sizes.get(map) ?? MAPS.find((spec) => spec.name === map)?.maxEntries ?? 0}]))
     const planned = {endpoints: plan.endpoints.length, entries: plan.entries.length + plan.endpoints.length, fill}
-    if (options.dryRun) return {action: 'would install', preflight: checks, plan: planned}
+    if (options.dryRun) return {action: `would install ${object.name}`, preflight: checks, plan: planned}
     const result = await installNode(shell, plan, object, options.pinRoot, report, {sizes})
     // Policy logging is cluster configuration: a (re)installed node gets it
     // back. New programs must not trust what older ones cached.

@@ -45,7 +45,7 @@ export class DatapathFixture {
     useMapTool(this.shell, new MapTool(this.shell, localMapToolPath()))
   }
 
-  static async create(tag: string, interfaces: string[]): Promise<DatapathFixture> {
+  static async create(tag: string, interfaces: string[], object = BPF_OBJECT_PATH): Promise<DatapathFixture> {
     requireSystem(['bpftool', 'ip', 'taskset'])
     const fixture = new DatapathFixture(tag)
     try {
@@ -58,7 +58,7 @@ export class DatapathFixture {
         const [link] = JSON.parse(execFileSync('ip', ['-n', fixture.netns, '-j', 'link', 'show', name], {encoding: 'utf8'})) as {ifindex: number}[]
         fixture.ifindexes.set(name, link.ifindex)
       }
-      await fixture.bpftool.loadAll(BPF_OBJECT_PATH, `${fixture.pinRoot}/progs`, `${fixture.pinRoot}/maps`)
+      await fixture.bpftool.loadAll(object, `${fixture.pinRoot}/progs`, `${fixture.pinRoot}/maps`)
     } catch (error) {
       await fixture.destroy()
       throw error

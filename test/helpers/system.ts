@@ -4,6 +4,8 @@ import {fileURLToPath} from 'node:url'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 export const BPF_OBJECT_PATH = `${REPO_ROOT}dist/bpf/pinion.bpf.o`
+/** The same datapath built for kernels before 6.2 (no kfunc). */
+export const COMPAT_OBJECT_PATH = `${REPO_ROOT}dist/bpf/pinion-compat.bpf.o`
 
 /**
  * System tests run for real and never skip: a missing prerequisite fails the

@@ -65,7 +65,7 @@ afterAll(async () => {
 describe('pinion install', () => {
   it('--dry-run runs the preflight, plans, and changes nothing', async () => {
     const {nodes: outcomes} = await install(api, {...options, dryRun: true})
-    expect(outcomes.map((outcome) => [outcome.ok, outcome.action, outcome.preflight?.ok])).toEqual([[true, 'would install', true], [true, 'would install', true]])
+    expect(outcomes.map((outcome) => [outcome.ok, outcome.action, outcome.preflight?.ok])).toEqual([[true, 'would install pinion.bpf.o', true], [true, 'would install pinion.bpf.o', true]])
     expect(outcomes[0].plan!.endpoints).toBe(2)
     const states = await clusterStatus(api, access, [], DEFAULT_PIN_ROOT)
     expect(states.map((state) => state.health)).toEqual(['not installed', 'not installed'])
@@ -172,7 +172,7 @@ describe('policies and sync', () => {
   })
 
   it('rolls a node back when an install fails part-way', async () => {
-    const broken = {data: Buffer.from('not an ELF object'), sha: 'broken', version: 'broken'}
+    const broken = {name: 'broken.bpf.o', data: Buffer.from('not an ELF object'), sha: 'broken', version: 'broken', requirements: {helpers: [], kfuncs: []}}
     const plans = new ClusterPlanner(await readSnapshot(api)).plan()
     await withNodeAccess(api, access, async (session) => {
       // An installed node keeps its programs, attachments and record.

@@ -12,7 +12,7 @@ import {parseDuration} from '../../lib/duration.js'
 import {UsageError} from '../../lib/errors.js'
 import {stopSignal} from '../../lib/stop-signal.js'
 import {LocalShell} from '../../nodes/local-shell.js'
-import {datapathObject} from '../../datapath/object.js'
+import {objectForNode} from '../../datapath/object.js'
 
 export default class AgentCommand extends BaseCommand {
   static override baseFlags = BaseCommand.flagsWithoutDeadline
@@ -39,13 +39,15 @@ export default class AgentCommand extends BaseCommand {
     const node = flags.node ?? process.env.NODE_NAME ?? hostname()
     if (!node) throw new UsageError('--node is required (or set NODE_NAME)')
     const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`)
+    // Whatever the agent runs (the event reader above all) dies with it, even when the agent is SIGKILLed.
+    const shell = new LocalShell(node, ['setpriv', '--pdeathsig', 'KILL', '--'])
     const agent = new Agent({
       node,
       pinRoot: flags['pin-root'],
       config: agentKubeConfig(this.globals),
-      // Whatever the agent runs (the event reader above all) dies with it, even when the agent is SIGKILLed.
-      shell: new LocalShell(node, ['setpriv', '--pdeathsig', 'KILL', '--']),
-      object: datapathObject(),
+      shell,
+      // The object for this node's kernel, chosen as install chooses it.
+      object: await objectForNode(shell),
       debounceMs: parseDuration(flags.debounce),
       resyncMs: parseDuration(flags['resync-interval']),
       retryMs: 1000,
