@@ -39,6 +39,7 @@ function entries(): MapEntry[] {
     ipcacheEntry('10.244.2.0/24', 1003),
     ...frontendEntries({vip: VIP, port: 80, protocol: 'tcp', revNatIndex: 1, backends: [{id: 11, ip: B, port: 8080}]}),
     ...frontendEntries({vip: VIP, port: 53, protocol: 'udp', revNatIndex: 2, backends: [{id: 13, ip: B, port: 5353}]}),
+    ...frontendEntries({vip: VIP, port: 0, protocol: 'icmp', revNatIndex: 3, backends: [{id: 14, ip: B, port: 0}]}),
     ...policyEntries({endpointId: 2, direction: DIRECTION.INGRESS, identity: 1001, protocol: 'tcp', ports: {from: 8080, to: 8080}, cookie: makeCookie(9, 1)}),
   ]
 }
@@ -50,7 +51,22 @@ const CASES: Omit<VectorCase, 'expectedRet' | 'expectedOut'>[] = [
   {name: 'allowed-by-policy', program: 'to_pod', packet: buildPacket({src: A, dst: B, protocol: 'tcp', srcPort: 40003, dstPort: 8080, tcpFlags: TCP_FLAGS.SYN})},
   {name: 'denied-by-isolation', program: 'to_pod', packet: buildPacket({src: '10.244.2.5', dst: B, protocol: 'tcp', srcPort: 40004, dstPort: 8080, tcpFlags: TCP_FLAGS.SYN})},
   {name: 'icmp-to-unisolated-pod', program: 'to_pod', packet: buildPacket({src: B, dst: A, protocol: 'icmp'})},
+  // Replies of the two Service flows above: conntrack finds them, reverse NAT restores the VIP.
+  {name: 'tcp-reply-reverse-nat', program: 'to_pod', packet: buildPacket({src: B, dst: A, protocol: 'tcp', srcPort: 8080, dstPort: 40000, tcpFlags: TCP_FLAGS.SYN | TCP_FLAGS.ACK})},
+  {name: 'udp-reply-reverse-nat', program: 'to_pod', packet: buildPacket({src: B, dst: A, protocol: 'udp', srcPort: 5353, dstPort: 40001})},
+  {name: 'icmp-echo-to-service', program: 'from_pod', packet: buildPacket({src: A, dst: VIP, protocol: 'icmp', icmpId: 77})},
+  {name: 'arp-passes-untouched', program: 'from_pod', packet: arpRequest()},
 ]
+
+/** An ARP who-has (not IPv4: the datapath passes it and only counts it). */
+function arpRequest(): Buffer {
+  const frame = Buffer.alloc(42)
+  Buffer.from('ffffffffffff02000000000a0806', 'hex').copy(frame, 0)
+  Buffer.from('0001080006040001', 'hex').copy(frame, 14)
+  Buffer.from('02000000000a0af4010a000000000000', 'hex').copy(frame, 22)
+  Buffer.from('0af40114', 'hex').copy(frame, 38)
+  return frame
+}
 
 export const CTX = skBuff.encode({ifindex: 1})
 
