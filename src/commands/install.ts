@@ -6,7 +6,8 @@ import {BaseCommand} from '../cli/base-command.js'
 import {mapSizeFlag, pinRootFlag} from '../cli/datapath-flags.js'
 import {parseMapSizes} from '../sync/capacity.js'
 import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
-import {outcomeColumns, reportFailures} from './uninstall.js'
+import {reportFailures} from '../cli/outcomes.js'
+import {outcomeColumns} from '../install/columns.js'
 import {AGENT_NAME, AGENT_NAMESPACE} from '../cluster/agent-objects.js'
 
 export default class Install extends BaseCommand {

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../cluster/kubeconfig.js'
 import {supportBundle} from '../bundle/bundle.js'
+import {bundleNodeColumns} from '../bundle/columns.js'
 import {BaseCommand} from '../cli/base-command.js'
 import {pinRootFlag} from '../cli/datapath-flags.js'
 import {parseDuration} from '../lib/duration.js'
@@ -41,13 +42,7 @@ export default class SupportBundle extends BaseCommand {
     this.render({
       data: summary,
       rows: Object.entries(result.manifest.nodes).map(([node, status]) => ({node, ...status, failed: result.manifest.tasks.filter((task) => task.scope === node && !task.ok).map((task) => task.file)})),
-      columns: [
-        {header: 'NODE', get: (row) => row.node},
-        {header: 'RESULT', get: (row) => (row.ok ? (row.failed.length ? 'partial' : 'ok') : `FAILED (${row.fallback} fallback)`)},
-        {header: 'PINION', get: (row) => row.pinion},
-        {header: 'FAILED FILES', get: (row) => row.failed},
-        {header: 'ERROR', get: (row) => row.error},
-      ],
+      columns: bundleNodeColumns,
     })
     this.note(`wrote ${result.file} (${(result.bytes / 1024).toFixed(1)} KiB)${result.partial ? ' — partial: see failed.txt inside' : ''}`)
     if (result.partial) this.exit(PARTIAL_EXIT)

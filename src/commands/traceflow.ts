@@ -6,6 +6,7 @@ import {parseDuration} from '../lib/duration.js'
 import {pinRootFlag} from '../cli/datapath-flags.js'
 import {UsageError} from '../lib/errors.js'
 import {nodeAccessOptions, nodeFlags} from '../cli/node-flags.js'
+import {observationColumns} from '../traceflow/columns.js'
 import {traceflow} from '../traceflow/traceflow.js'
 
 function tcpFlags(text: string): number {
@@ -57,14 +58,7 @@ export default class Traceflow extends BaseCommand {
     this.render({
       data: trace,
       rows: trace.observations.map((observation, index) => ({step: index + 1, ...observation})),
-      columns: [
-        {header: '#', get: (row) => row.step},
-        {header: 'NODE', get: (row) => row.node},
-        {header: 'COMPONENT', get: (row) => row.component},
-        {header: 'ACTION', get: (row) => row.action},
-        {header: 'DETAIL', get: (row) => row.detail},
-        {header: 'DROP REASON', get: (row) => row.dropReason, wide: true},
-      ],
+      columns: observationColumns,
     })
     if (this.globals.output === 'table' || this.globals.output === 'wide') {
       const color = trace.result === 'Dropped' ? this.color.red : this.color.green

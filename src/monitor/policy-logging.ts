@@ -9,7 +9,7 @@ import {DEBUG_NAMESPACE, ensureDebugNamespace} from '../nodes/debug-pods.js'
 import {type NodeAccessOptions, withNodeAccess} from '../nodes/node-access.js'
 import {UserError} from '../lib/errors.js'
 import {collectEvents, untilStoppedOrEnded} from '../datapath/event-collector.js'
-import {readPolicyNames} from '../sync/names.js'
+import {podsByIp, readPolicyNames} from '../sync/names.js'
 
 /** Store the config in the cluster (install re-applies it) and switch every node's datapath. */
 export async function setLoggingConfig(api: Clients, access: NodeAccessOptions, pinRoot: string, config: LoggingConfig): Promise<{node: string; ok: boolean; error?: string}[]> {
@@ -43,7 +43,7 @@ export interface PolicyLogOptions {
 export async function policyLogs(api: Clients, access: NodeAccessOptions, nodes: readonly string[], pinRoot: string, options: PolicyLogOptions, signal: AbortSignal, emit: (record: PolicyLogRecord) => void): Promise<LogSummary[]> {
   const config = await readLoggingConfig(api)
   const snapshot = await readSnapshot(api)
-  const pods = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, pod]))
+  const pods = podsByIp(snapshot)
   const namespaceLogging = new Set(snapshot.namespaces.filter((namespace) => namespace.metadata?.annotations?.[LOGGING_ANNOTATION] === 'true').map((namespace) => namespace.metadata!.name!))
   const policyLogging = new Set(snapshot.policies.filter((policy) => policy.metadata?.annotations?.[LOGGING_ANNOTATION] === 'true').map((policy) => `${policy.metadata!.namespace}/${policy.metadata!.name}`))
   const endpoint = (ip: string): Endpoint => {

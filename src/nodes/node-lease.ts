@@ -73,6 +73,9 @@ export class NodeLease {
   private renewTimer?: NodeJS.Timeout
   private lastRenewed = 0
   private lost = false
+  /** An acquire in progress (settled, never rejecting), and whether a release asked it to stop. */
+  private acquiring?: Promise<void>
+  private releasing = false
 
   private readonly coordination: k8s.CoordinationV1Api
 
@@ -99,11 +102,20 @@ export class NodeLease {
    * Take the lease, waiting while another live holder has it (an agent is
    * asked to hand over). `onWait` hears each new holder waited for once.
    */
-  async acquire(signal: AbortSignal, onWait?: (holder: string) => void): Promise<void> {
+  acquire(signal: AbortSignal, onWait?: (holder: string) => void): Promise<void> {
+    this.releasing = false
+    const taking = this.take(signal, onWait)
+    this.acquiring = taking.catch(() => undefined)
+    return taking
+  }
+
+  private async take(signal: AbortSignal, onWait?: (holder: string) => void): Promise<void> {
     const started = Date.now()
     let announced = ''
     let askedHandover = false
     for (;;) {
+      // A release asked for meanwhile (a run's clean-up): take nothing more.
+      if (this.releasing) throw new Error(`${this.node}: the lease was given up while waiting for it`)
       if (signal.aborted) throw new NodeBusyError(this.node, this.holder ?? 'another run', this.current?.spec?.acquireTime as unknown as string, Date.now() - started)
       const lease = await this.read()
       const holder = lease?.spec?.holderIdentity
@@ -122,8 +134,14 @@ export class NodeLease {
     }
   }
 
-  /** Give the lease up (only if still ours); the next writer need not wait for it to expire. */
+  /**
+   * Give the lease up (only if still ours); the next writer need not wait for
+   * it to expire. An acquire still in flight is let finish first, so a lease
+   * taken by a request already on the wire is given back, never left held.
+   */
   async release(): Promise<void> {
+    this.releasing = true
+    await this.acquiring
     clearInterval(this.renewTimer)
     this.renewTimer = undefined
     if (!this.current || this.current.spec?.holderIdentity !== this.identity) return

@@ -1,3 +1,4 @@
+import type * as k8s from '@kubernetes/client-node'
 import type {ClusterSnapshot} from '../cluster/snapshot.js'
 import {mapPinPath} from '../datapath/catalogue.js'
 import {nodeMapTool} from '../datapath/maptool.js'
@@ -18,10 +19,20 @@ export interface ClusterNames {
   identities: Map<number, string>
 }
 
+/** Pods with their own address (not hostNetwork), by that address. */
+export function podsByIp(snapshot: Pick<ClusterSnapshot, 'pods'>): Map<string, k8s.V1Pod> {
+  return new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, pod]))
+}
+
+/** namespace/name of each pod, by its address. */
+export function podNames(snapshot: Pick<ClusterSnapshot, 'pods'>): Map<string, string> {
+  return new Map([...podsByIp(snapshot)].map(([ip, pod]) => [ip, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
+}
+
 /** Names for addresses, Services and identities, from one cluster snapshot. */
 export function clusterNames(snapshot: ClusterSnapshot): ClusterNames {
   const planner = new ClusterPlanner(snapshot)
-  const pods = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
+  const pods = podNames(snapshot)
   const services = new Map<string, string>()
   for (const service of snapshot.services) {
     const name = `${service.metadata!.namespace}/${service.metadata!.name}`

@@ -8,7 +8,7 @@ import {UserError} from '../lib/errors.js'
 import {collectEvents, type NodeEvent} from '../datapath/event-collector.js'
 import type {NodeAccess} from '../nodes/node-access.js'
 import type {Observation, Traceflow, TraceflowSpec} from './model.js'
-import {readPolicyNames} from '../sync/names.js'
+import {podNames, readPolicyNames} from '../sync/names.js'
 
 /** The command that sends one tagged packet (IPv4 TOS = DSCP << 2) from the source pod. */
 function injection(spec: TraceflowSpec, dscp: number): string[] {
@@ -54,7 +54,7 @@ export async function liveTrace(access: NodeAccess, config: k8s.KubeConfig, snap
   const source = snapshot.pods.find((pod) => pod.metadata?.namespace === spec.source.namespace && pod.metadata?.name === spec.source.name)!
   const container = source.spec!.containers[0].name
   const nodes = snapshot.nodes.map((node) => node.metadata!.name!)
-  const podByIp = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, `${pod.metadata!.namespace}/${pod.metadata!.name}`]))
+  const podByIp = podNames(snapshot)
   const dscp = 1 + Math.floor(Math.random() * 62)
   const tagged = await access.forEach(nodes, (shell) => updateNodeConfig(shell, pinRoot, (current) => void (current.traceDscp = dscp)))
   const unreachable = tagged.filter((result) => !result.ok)

@@ -12,7 +12,7 @@ import {UserError} from '../lib/errors.js'
 import type {NodeAccess} from '../nodes/node-access.js'
 import type {NodeShell} from '../nodes/shell.js'
 import type {Observation, Traceflow, TraceflowSpec} from './model.js'
-import {readPolicyNames} from '../sync/names.js'
+import {podsByIp, readPolicyNames} from '../sync/names.js'
 
 /** Run one program on one packet as a dry run: no conntrack, counters or events are written. */
 async function dryRun(shell: NodeShell, pinRoot: string, program: 'from_pod' | 'to_pod', packet: Buffer, ifindex: number): Promise<{result: DryRunResult; out: Buffer}> {
@@ -43,7 +43,7 @@ function hookObservations(node: string, result: DryRunResult, names: Map<number,
  */
 export async function syntheticTrace(access: NodeAccess, snapshot: ClusterSnapshot, spec: TraceflowSpec, pinRoot: string): Promise<Omit<Traceflow, 'spec' | 'mode'>> {
   const observations: Observation[] = []
-  const podByIp = new Map(snapshot.pods.filter((pod) => pod.status?.podIP && !pod.spec?.hostNetwork).map((pod) => [pod.status!.podIP!, pod]))
+  const podByIp = podsByIp(snapshot)
   const nodeByIp = new Map(snapshot.nodes.map((node) => [node.status?.addresses?.find((address) => address.type === 'InternalIP')?.address, node.metadata!.name!]))
   const podName = (ip: string) => {
     const pod = podByIp.get(ip)

@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {clients} from '../../cluster/kubeconfig.js'
 import {connectivityCheck, removeCheckNamespaces} from '../../conformance/check.js'
+import {mismatchColumns} from '../../conformance/columns.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {pinRootFlag} from '../../cli/datapath-flags.js'
 import {parseDuration} from '../../lib/duration.js'
@@ -30,15 +31,7 @@ export default class ConnectivityCheck extends BaseCommand {
     this.render({
       data: results,
       rows: mismatches,
-      columns: [
-        {header: 'SCENARIO', get: (row) => row.scenario},
-        {header: 'STEP', get: (row) => row.step},
-        {header: 'FROM', get: (row) => row.from},
-        {header: 'TO', get: (row) => row.to},
-        {header: 'PROBE', get: (row) => row.probe},
-        {header: 'EXPECTED', get: (row) => (row.expected ? 'allowed' : 'denied')},
-        {header: 'OBSERVED', get: (row) => (row.observed ? 'allowed' : 'denied')},
-      ],
+      columns: mismatchColumns,
       empty: `all ${results.length} scenarios match the model (${results.reduce((sum, result) => sum + result.steps.reduce((cells, step) => cells + step.cells.length, 0), 0)} probes)`,
     })
     if (mismatches.length) this.error(`${results.filter((result) => !result.ok).length} of ${results.length} scenarios differ from the model`, {exit: 1})

@@ -2,6 +2,7 @@ import {clients} from '../../cluster/kubeconfig.js'
 import {BaseCommand} from '../../cli/base-command.js'
 import {pinRootFlag} from '../../cli/datapath-flags.js'
 import {nodeAccessOptions, nodeFlags} from '../../cli/node-flags.js'
+import {mapListColumns} from '../../maps/columns.js'
 import {listMaps} from '../../maps/dump.js'
 
 export default class MapList extends BaseCommand {
@@ -15,16 +16,7 @@ export default class MapList extends BaseCommand {
     this.render({
       data: results,
       rows,
-      columns: [
-        {header: 'NODE', get: (row) => row.node},
-        {header: 'MAP', get: (row) => row.name},
-        {header: 'TYPE', get: (row) => row.type},
-        {header: 'KEY', get: (row) => `${row.keySize}B`},
-        {header: 'VALUE', get: (row) => `${row.valueSize}B`},
-        {header: 'ENTRIES', get: (row) => row.entries},
-        {header: 'MAX', get: (row) => row.maxEntries},
-        {header: 'FILL', get: (row) => (row.maxEntries ? `${((100 * row.entries) / row.maxEntries).toFixed(1)}%` : '-')},
-      ],
+      columns: mapListColumns,
     })
     for (const failed of results.filter((result) => !result.ok)) this.note(this.errColor.red(`${failed.node}: ${failed.error}`))
     if (results.some((result) => !result.ok)) this.exit(1)
