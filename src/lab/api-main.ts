@@ -4,7 +4,7 @@
  * Serves the Kubernetes API on 127.0.0.1, runs pods in the lab's namespaces,
  * and records its port in <run dir>/apiserver.json once it listens.
  */
-import {rmSync, writeFileSync} from 'node:fs'
+import {renameSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {readCredentials} from './certs.js'
 import {apiSocketPath, labDir, labNodeObject} from './config.js'
@@ -39,7 +39,9 @@ const server = new LabApiServer(store, controller, readCredentials(dir))
 const port = await server.listen(0)
 rmSync(apiSocketPath(lab), {force: true})
 await server.listenSocket(apiSocketPath(lab))
-writeFileSync(join(dir, 'apiserver.json'), JSON.stringify({port, pid: process.pid}))
+// Written whole, then renamed: a reader never sees half a record.
+writeFileSync(join(dir, 'apiserver.json.tmp'), JSON.stringify({port, pid: process.pid}))
+renameSync(join(dir, 'apiserver.json.tmp'), join(dir, 'apiserver.json'))
 
 async function shutdown(): Promise<void> {
   await server.close()

@@ -76,6 +76,8 @@ export class NodeLease {
   /** An acquire in progress (settled, never rejecting), and whether a release asked it to stop. */
   private acquiring?: Promise<void>
   private releasing = false
+  /** The timer's renewal in flight (settled, never rejecting). */
+  private renewing?: Promise<void>
 
   private readonly coordination: k8s.CoordinationV1Api
 
@@ -144,13 +146,21 @@ export class NodeLease {
     await this.acquiring
     clearInterval(this.renewTimer)
     this.renewTimer = undefined
-    if (!this.current || this.current.spec?.holderIdentity !== this.identity) return
-    const lease = structuredClone(this.current)
-    lease.spec = {...lease.spec, holderIdentity: undefined, renewTime: microTime(new Date(0)) as unknown as Date}
-    try {
-      this.current = await this.coordination.replaceNamespacedLease({name: this.name, namespace: LEASE_NAMESPACE, body: lease})
-    } catch {
-      // Someone else has it now, or the API is gone: it expires by itself.
+    // A renewal on the wire would change the record under us: let it land first.
+    await this.renewing
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (!this.current || this.current.spec?.holderIdentity !== this.identity) break
+      const lease = structuredClone(this.current)
+      lease.spec = {...lease.spec, holderIdentity: undefined, renewTime: microTime(new Date(0)) as unknown as Date}
+      try {
+        this.current = await this.coordination.replaceNamespacedLease({name: this.name, namespace: LEASE_NAMESPACE, body: lease})
+        break
+      } catch (error) {
+        // Changed since we read it (a handover request, a late renewal): read it again and retry while it is ours.
+        if (apiStatus(error) !== 409) break // the API is gone: it expires by itself
+        const current = await this.read().catch(() => undefined)
+        if (!current) break
+      }
     }
     this.lastRenewed = 0
   }
@@ -272,7 +282,9 @@ export class NodeLease {
 
   private startRenewing(): void {
     clearInterval(this.renewTimer)
-    this.renewTimer = setInterval(() => void this.renew(), (this.options.durationSeconds * 1000) / 3)
+    this.renewTimer = setInterval(() => {
+      this.renewing = this.renew().then(() => undefined, () => undefined)
+    }, (this.options.durationSeconds * 1000) / 3)
     this.renewTimer.unref()
   }
 
