@@ -121,8 +121,9 @@ export class NodeAccess {
           if (this.options.transport === 'ssh') await releaseLockFile(shell, lease.identity).catch(() => {})
         }
       } finally {
-        this.leases.delete(node)
+        // Listed until it is given back, so a clean-up that starts meanwhile waits for this release too.
         await lease.release()
+        this.leases.delete(node)
       }
     })
   }

@@ -78,6 +78,8 @@ export class NodeLease {
   private releasing = false
   /** The timer's renewal in flight (settled, never rejecting). */
   private renewing?: Promise<void>
+  /** The release under way or done, since the last acquire. */
+  private released?: Promise<void>
 
   private readonly coordination: k8s.CoordinationV1Api
 
@@ -106,6 +108,7 @@ export class NodeLease {
    */
   acquire(signal: AbortSignal, onWait?: (holder: string) => void): Promise<void> {
     this.releasing = false
+    this.released = undefined
     const taking = this.take(signal, onWait)
     this.acquiring = taking.catch(() => undefined)
     return taking
@@ -141,7 +144,13 @@ export class NodeLease {
    * it to expire. An acquire still in flight is let finish first, so a lease
    * taken by a request already on the wire is given back, never left held.
    */
-  async release(): Promise<void> {
+  release(): Promise<void> {
+    // One release at a time: a run's clean-up and its own finally may both ask, and both wait for the same one.
+    this.released ??= this.giveUp()
+    return this.released
+  }
+
+  private async giveUp(): Promise<void> {
     this.releasing = true
     await this.acquiring
     clearInterval(this.renewTimer)
