@@ -23,6 +23,13 @@ describe('CLI conventions (built CLI)', () => {
     expect(JSON.parse(stdout)).toMatchObject({version: expect.any(String), datapathAbi: 1})
   })
 
+  it('policy-logging set with nothing named is refused before any cluster access (it would switch logging off)', () => {
+    const {code, stdout, stderr} = pinion('policy-logging', 'set', '--kubeconfig', '/nonexistent/kubeconfig')
+    expect(code).toBe(2)
+    expect(stdout).toBe('')
+    expect(stderr).toMatch(/say what to log: --allow and\/or --deny/)
+  })
+
   it('exits 2 with one line on a bad flag, and no stack trace', () => {
     const {code, stdout, stderr} = pinion('version', '--no-such-flag')
     expect(code).toBe(2)

@@ -1,3 +1,4 @@
+import {spawnSync} from 'node:child_process'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {execInPod} from '../../src/cluster/exec.js'
 import type {Clients} from '../../src/cluster/kubeconfig.js'
@@ -42,6 +43,22 @@ afterAll(async () => {
 })
 
 describe('pinion monitor', () => {
+  it('policy-logging set changes only what it names, and get shows the stored setting', async () => {
+    const cli = (...args: string[]) => {
+      const result = spawnSync(`${REPO_ROOT}bin/run.js`, [...args, '--kubeconfig', lab.kubeconfig], {encoding: 'utf8', env: {...process.env, NO_COLOR: '1'}})
+      expect(result.status, `${args.join(' ')}: ${result.stderr}`).toBe(0)
+      return result.stdout
+    }
+    cli('policy-logging', 'set', '--no-allow', '--no-deny')
+    cli('policy-logging', 'set', '--deny')
+    expect(JSON.parse(cli('policy-logging', 'get', '-o', 'json'))).toEqual({allow: {log: false, delegate: false}, deny: {log: true, delegate: false}})
+    cli('policy-logging', 'set', '--allow', '--delegate-allow')
+    expect(JSON.parse(cli('policy-logging', 'get', '-o', 'json'))).toEqual({allow: {log: true, delegate: true}, deny: {log: true, delegate: false}})
+    expect(cli('policy-logging', 'get')).toMatch(/allow\s+yes\s+only where annotated/)
+    cli('policy-logging', 'set', '--no-allow', '--no-delegate-allow', '--no-deny')
+    expect(JSON.parse(cli('policy-logging', 'get', '-o', 'json'))).toEqual({allow: {log: false, delegate: false}, deny: {log: false, delegate: false}})
+  })
+
   it('streams a drop with the pod and policy names resolved', async () => {
     const records: MonitorOutput[] = []
     await during((signal, ready) => monitor(api, access, [], DEFAULT_PIN_ROOT, {types: ['drop'], pod: 'default/web-2-1'}, signal, (record) => records.push(record), ready), async () => {
