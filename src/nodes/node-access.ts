@@ -4,7 +4,7 @@ import {onDeadline, runDeadline} from '../lib/deadline.js'
 import {UsageError, UserError} from '../lib/errors.js'
 import {mapSettled, type Settled} from '../lib/pool.js'
 import {acquireLockFile, releaseLockFile} from './lock-file.js'
-import {cliIdentity, NodeLease} from './node-lease.js'
+import {cliIdentity, NodeLease, releaseLeasesHeldBy} from './node-lease.js'
 import {createDebugPod, DEBUG_CONTAINER, DEBUG_NAMESPACE, deleteDebugPods, ensureDebugNamespace, newRunId} from './debug-pods.js'
 import {PodShell} from './pod-shell.js'
 import type {NodeShell} from './shell.js'
@@ -41,6 +41,8 @@ export class NodeAccess {
   private podsCreated = false
   private addresses?: Map<string, string>
   private readonly leases = new Map<string, NodeLease>()
+  /** Every identity this run's leases were held under, for the sweep at the end of clean-up. */
+  private readonly identities = new Set<string>()
   private closing?: Promise<void>
 
   constructor(
@@ -111,6 +113,7 @@ export class NodeAccess {
       if (!exclusive) return fn(await this.shell(node), node)
       const lease = new NodeLease(this.api, node, cliIdentity(exclusive.purpose))
       this.leases.set(node, lease)
+      this.identities.add(lease.identity)
       try {
         await lease.acquire(runDeadline, (holder) => exclusive.onWait?.(node, holder))
         const shell = await this.shell(node)
@@ -145,6 +148,8 @@ export class NodeAccess {
       this.podsCreated = false
       await deleteDebugPods(this.api.core, this.runId)
     }
+    // Last: nothing this run took may stay held once it has gone.
+    await releaseLeasesHeldBy(this.api, this.identities).catch(() => undefined)
   }
 }
 

@@ -30,6 +30,21 @@ export function cliIdentity(command: string): string {
   return `pinion ${command} (${user}@${hostname()}, pid ${process.pid})`
 }
 
+/**
+ * Give back every node lease still held by one of these identities (a run's
+ * last step of clean-up): read fresh from the API, so whatever a run's own
+ * bookkeeping missed (a take that landed while it was ending) is not left held.
+ */
+export async function releaseLeasesHeldBy(api: Pick<Clients, 'config'>, identities: ReadonlySet<string>): Promise<void> {
+  if (identities.size === 0) return
+  const coordination = api.config.makeApiClient(k8s.CoordinationV1Api)
+  const {items} = await coordination.listNamespacedLease({namespace: LEASE_NAMESPACE, labelSelector: `${LEASE_LABEL}=true`})
+  await Promise.allSettled(items.filter((lease) => identities.has(lease.spec?.holderIdentity ?? '')).map((lease) => {
+    lease.spec = {...lease.spec, holderIdentity: undefined, renewTime: microTime(new Date(0)) as unknown as Date}
+    return coordination.replaceNamespacedLease({name: lease.metadata!.name!, namespace: LEASE_NAMESPACE, body: lease})
+  }))
+}
+
 /** Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. */
 function microTime(date = new Date()): string {
   return date.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z')
