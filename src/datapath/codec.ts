@@ -101,22 +101,6 @@ export class Struct {
   }
 }
 
-function readUnsigned(buffer: Buffer, offset: number, size: number): number {
-  switch (size) {
-    case 1:
-      return buffer.readUInt8(offset)
-    case 2:
-      return LITTLE ? buffer.readUInt16LE(offset) : buffer.readUInt16BE(offset)
-    case 4:
-      return LITTLE ? buffer.readUInt32LE(offset) : buffer.readUInt32BE(offset)
-    default: {
-      // Counters stay far below 2^53; Number keeps JSON output plain.
-      const big = LITTLE ? buffer.readBigUInt64LE(offset) : buffer.readBigUInt64BE(offset)
-      return Number(big)
-    }
-  }
-}
-
 function writeUnsigned(buffer: Buffer, offset: number, size: number, value: number): void {
   switch (size) {
     case 1:
@@ -168,7 +152,9 @@ function fieldReader(field: Field): FieldReader {
     // Two 32-bit halves: counters stay far below 2^53 and Number keeps JSON output plain (no BigInt per field).
     return LITTLE ? (buffer, offset) => buffer.readUInt32LE(offset) + buffer.readUInt32LE(offset + 4) * 0x1_0000_0000 : (buffer, offset) => buffer.readUInt32BE(offset) * 0x1_0000_0000 + buffer.readUInt32BE(offset + 4)
   }
-  return (buffer, offset) => readUnsigned(buffer, offset, size)
+  if (size === 4) return LITTLE ? (buffer, offset) => buffer.readUInt32LE(offset) : (buffer, offset) => buffer.readUInt32BE(offset)
+  if (size === 2) return LITTLE ? (buffer, offset) => buffer.readUInt16LE(offset) : (buffer, offset) => buffer.readUInt16BE(offset)
+  return (buffer, offset) => buffer.readUInt8(offset)
 }
 
 function encodeField(buffer: Buffer, offset: number, field: Field, value: unknown): void {

@@ -88,12 +88,11 @@ export class NodeLease {
   private renewTimer?: NodeJS.Timeout
   private lastRenewed = 0
   private lost = false
-  /** An acquire in progress (settled, never rejecting), and whether a release asked it to stop. */
+  /** An acquire in progress (settled, never rejecting). */
   private acquiring?: Promise<void>
-  private releasing = false
   /** The timer's renewal in flight (settled, never rejecting). */
   private renewing?: Promise<void>
-  /** The release under way or done, since the last acquire. */
+  /** The release under way or done since the last acquire (an acquire in progress stops on it). */
   private released?: Promise<void>
 
   private readonly coordination: k8s.CoordinationV1Api
@@ -122,7 +121,6 @@ export class NodeLease {
    * asked to hand over). `onWait` hears each new holder waited for once.
    */
   acquire(signal: AbortSignal, onWait?: (holder: string) => void): Promise<void> {
-    this.releasing = false
     this.released = undefined
     const taking = this.take(signal, onWait)
     this.acquiring = taking.catch(() => undefined)
@@ -135,7 +133,7 @@ export class NodeLease {
     let askedHandover = false
     for (;;) {
       // A release asked for meanwhile (a run's clean-up): take nothing more.
-      if (this.releasing) throw new Error(`${this.node}: the lease was given up while waiting for it`)
+      if (this.released) throw new Error(`${this.node}: the lease was given up while waiting for it`)
       if (signal.aborted) throw new NodeBusyError(this.node, this.holder ?? 'another run', this.current?.spec?.acquireTime as unknown as string, Date.now() - started)
       const lease = await this.read()
       const holder = lease?.spec?.holderIdentity
@@ -166,7 +164,6 @@ export class NodeLease {
   }
 
   private async giveUp(): Promise<void> {
-    this.releasing = true
     await this.acquiring
     clearInterval(this.renewTimer)
     this.renewTimer = undefined
